@@ -1,0 +1,1 @@
+"""The service's import package (fixed name, whatever the distribution is called)."""

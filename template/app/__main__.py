@@ -1,0 +1,58 @@
+"""Command line: `python -m app serve` runs the API, `python -m app migrate`
+applies database migrations."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import uvicorn
+
+from app import migrations
+from app.logging import configure_logging
+from app.settings import load_settings
+
+
+def serve(reload: bool) -> None:
+    settings = load_settings()
+    configure_logging(settings)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=settings.server.host,
+        port=settings.server.port,
+        workers=None if reload else settings.server.workers,
+        reload=reload,
+        log_config=None,
+        access_log=True,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.server.forwarded_allow_ips,
+        timeout_graceful_shutdown=int(settings.server.graceful_shutdown_timeout),
+        server_header=False,
+    )
+
+
+def migrate(revision: str) -> None:
+    settings = load_settings()
+    configure_logging(settings)
+    migrations.upgrade(settings.database.url, revision)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m app")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the API server")
+    serve_parser.add_argument(
+        "--reload", action="store_true", help="restart on code changes (dev)"
+    )
+    migrate_parser = commands.add_parser("migrate", help="apply migrations")
+    migrate_parser.add_argument("revision", nargs="?", default="head")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args.reload)
+    else:
+        migrate(args.revision)
+
+
+if __name__ == "__main__":
+    main()

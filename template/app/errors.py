@@ -1,0 +1,139 @@
+"""Domain errors, and the one place that renders every error as RFC 9457
+problem+json (`application/problem+json`) carrying the request id."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class AppError(Exception):
+    """Base of the errors services raise; routers never build HTTP errors."""
+
+    status: int = HTTPStatus.INTERNAL_SERVER_ERROR
+    title: str = "Internal Server Error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFound(AppError):
+    status = HTTPStatus.NOT_FOUND
+    title = "Not Found"
+
+
+class Conflict(AppError):
+    status = HTTPStatus.CONFLICT
+    title = "Conflict"
+
+
+class PermissionDenied(AppError):
+    status = HTTPStatus.FORBIDDEN
+    title = "Forbidden"
+
+
+class ServiceUnavailable(AppError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    title = "Service Unavailable"
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+
+def problem(
+    status: int,
+    detail: str | None = None,
+    *,
+    request_id: str | None = None,
+    title: str | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> ProblemResponse:
+    """Build a problem+json response."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+    }
+    if detail is not None:
+        body["detail"] = detail
+    if instance is not None:
+        body["instance"] = instance
+    if request_id is not None:
+        body["request_id"] = request_id
+    body.update(extra)
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def request_id_of(request: Request) -> str | None:
+    state = request.scope.get("state") or {}
+    request_id = state.get("request_id")
+    return request_id if isinstance(request_id, str) else None
+
+
+def internal_error_response(request_id: str | None) -> ProblemResponse:
+    """The 500 answer: nothing about the failure leaves the process."""
+    return problem(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        "The server failed to handle this request.",
+        request_id=request_id,
+    )
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    """Render domain, HTTP and validation errors as problem+json."""
+
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> ProblemResponse:
+        return problem(
+            exc.status,
+            exc.detail,
+            title=exc.title,
+            request_id=request_id_of(request),
+            instance=request.url.path,
+            **jsonable_encoder(exc.extra),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(
+        request: Request, exc: StarletteHTTPException
+    ) -> ProblemResponse:
+        return problem(
+            exc.status_code,
+            exc.detail if isinstance(exc.detail, str) else None,
+            request_id=request_id_of(request),
+            instance=request.url.path,
+            headers=dict(exc.headers or {}),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(
+        request: Request, exc: RequestValidationError
+    ) -> ProblemResponse:
+        errors = [
+            {
+                "field": ".".join(str(part) for part in error["loc"]),
+                "message": error["msg"],
+                "type": error["type"],
+            }
+            for error in exc.errors()
+        ]
+        return problem(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            "The request is not valid.",
+            request_id=request_id_of(request),
+            instance=request.url.path,
+            errors=errors,
+        )

@@ -1,0 +1,108 @@
+"""Probes: /live (the process only), /ready (dependencies), /health (details)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse
+
+from app.errors import problem, request_id_of
+
+router = APIRouter(tags=["probes"])
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named readiness check: an awaitable that raises when unhealthy."""
+
+    name: str
+    run: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "status": "ok" if self.ok else "fail",
+            "latency_ms": round(self.latency_ms, 2),
+        }
+        if self.error is not None:
+            result["error"] = self.error
+        return result
+
+
+async def run_check(check: Check, seconds: float) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(seconds):
+            await check.run()
+    except TimeoutError:
+        error: str | None = f"timed out after {seconds:g} s"
+    except Exception as exc:  # a failing dependency must not fail the probe
+        error = f"{type(exc).__name__}: {str(exc)[:200]}"
+    else:
+        error = None
+    elapsed = (time.perf_counter() - started) * 1000
+    return CheckResult(check.name, error is None, elapsed, error)
+
+
+async def run_checks(request: Request) -> list[CheckResult]:
+    checks: list[Check] = request.state.checks
+    seconds: float = request.state.settings.health.check_timeout
+    return list(await asyncio.gather(*(run_check(c, seconds) for c in checks)))
+
+
+@router.get("/live")
+async def live() -> dict[str, str]:
+    """Liveness: the process answers; never touches a dependency."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", response_model=None)
+async def ready(request: Request) -> dict[str, Any] | JSONResponse:
+    """Readiness: every dependency answers within its timeout."""
+    results = await run_checks(request)
+    checks = {result.name: result.as_dict() for result in results}
+    failed = [result.name for result in results if not result.ok]
+    if failed:
+        return problem(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            f"not ready: {', '.join(failed)} failed",
+            request_id=request_id_of(request),
+            checks=checks,
+        )
+    return {"status": "ok", "checks": checks}
+
+
+@router.get("/health", response_model=None)
+async def health(request: Request) -> dict[str, Any] | JSONResponse:
+    """Health details: version, uptime and every check with its latency."""
+    settings = request.state.settings
+    results = await run_checks(request)
+    body: dict[str, Any] = {
+        "status": "ok" if all(r.ok for r in results) else "fail",
+        "service": settings.service.name,
+        "version": settings.service.version,
+        "environment": settings.environment.value,
+        "uptime_s": round(time.monotonic() - request.state.started_at, 3),
+        "checks": {result.name: result.as_dict() for result in results},
+    }
+    if body["status"] != "ok":
+        return problem(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "one or more checks failed",
+            request_id=request_id_of(request),
+            **{k: v for k, v in body.items() if k != "status"},
+        )
+    return body

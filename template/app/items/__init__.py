@@ -1,0 +1,1 @@
+"""Items: the example domain resource. Copy this folder to add your own."""

@@ -1,0 +1,46 @@
+"""Request and response models for items."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_PAGE_SIZE = 100
+
+
+class ItemCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, examples=["Widget"])
+    description: str | None = Field(default=None, max_length=1000)
+
+
+class ItemUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=1000)
+
+
+class ItemRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @field_validator("created_at", "updated_at")
+    @classmethod
+    def _assume_utc(cls, value: datetime) -> datetime:
+        # SQLite drops the zone; every timestamp is stored in UTC.
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class ItemPage(BaseModel):
+    items: list[ItemRead]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,51 @@
+"""Item use cases without HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.errors import Conflict, NotFound
+from app.items import service
+from app.items.schemas import ItemCreate, ItemUpdate
+from tests.fixtures.factories import create_item
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_create_then_get(session: AsyncSession) -> None:
+    item = await service.create_item(session, ItemCreate(name="a", description="b"))
+
+    assert item.id is not None
+    assert (await service.get_item(session, item.id)).name == "a"
+
+
+async def test_get_unknown_raises_not_found(session: AsyncSession) -> None:
+    with pytest.raises(NotFound, match="item 123456 does not exist"):
+        await service.get_item(session, 123456)
+
+
+async def test_rename_to_an_existing_name_raises_conflict(
+    session: AsyncSession,
+) -> None:
+    await create_item(session, name="taken")
+    other = await create_item(session, name="free")
+    assert other.id is not None
+
+    with pytest.raises(Conflict):
+        await service.update_item(session, other.id, ItemUpdate(name="taken"))
+
+
+async def test_list_counts_all_items(session: AsyncSession) -> None:
+    for _ in range(3):
+        await create_item(session)
+
+    page, total = await service.list_items(session, limit=1, offset=0)
+
+    assert (len(page), total) == (1, 3)
+
+
+async def test_each_test_starts_with_an_empty_table(session: AsyncSession) -> None:
+    _, total = await service.list_items(session, limit=1, offset=0)
+
+    assert total == 0

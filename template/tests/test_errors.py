@@ -1,0 +1,78 @@
+"""Every error is RFC 9457 problem+json with the request id."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+
+import pytest
+from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient
+
+from app.items import router as items_router
+from app.logging import configure_logging
+from app.main import create_app
+from app.settings import Settings
+from tests.fixtures.settings import make_settings
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_unknown_route_is_a_problem_404(client: AsyncClient) -> None:
+    response = await client.get("/nowhere")
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == 404
+    assert body["title"] == "Not Found"
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+async def test_wrong_method_is_a_problem_405(client: AsyncClient) -> None:
+    response = await client.put("/live")
+
+    assert response.status_code == 405
+    assert response.json()["title"] == "Method Not Allowed"
+
+
+async def test_validation_errors_name_the_field_paths(client: AsyncClient) -> None:
+    response = await client.post("/api/v1/items", json={"description": 5})
+
+    assert response.status_code == 422
+    fields = {error["field"] for error in response.json()["errors"]}
+    assert fields == {"body.name", "body.description"}
+
+
+async def test_unhandled_error_is_a_500_without_internals(settings: Settings) -> None:
+    app = create_app(settings)
+    stream = io.StringIO()
+    json_settings = make_settings(settings.database.url, log={"format": "json"})
+    configure_logging(json_settings, stream)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internal detail")
+
+    async with LifespanManager(app) as manager:
+        transport = ASGITransport(app=manager.app)
+        async with AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get(
+                "/boom", headers={"X-Request-ID": "req-12345678"}
+            )
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "secret" not in response.text
+    assert response.json()["request_id"] == "req-12345678"
+    errors = [json.loads(line) for line in stream.getvalue().splitlines()]
+    errors = [line for line in errors if line["level"] == "ERROR"]
+    assert len(errors) == 1
+    assert errors[0]["request_id"] == "req-12345678"
+    assert errors[0]["exception"]["type"] == "RuntimeError"
+
+
+def test_routers_do_not_raise_http_exceptions() -> None:
+    """Domain cases go through AppError; only the framework raises HTTP errors."""
+    assert "HTTPException" not in inspect.getsource(items_router)

@@ -1,0 +1,76 @@
+"""Migrations: they run both ways, and they match the models exactly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app import migrations
+from app.models import metadata
+from tests.fixtures.databases import postgres_server_url, temporary_postgres_database
+
+pytestmark = pytest.mark.anyio
+
+MIGRATION_BACKENDS = [pytest.param("sqlite", id="sqlite")]
+if postgres_server_url():
+    MIGRATION_BACKENDS.append(
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)
+    )
+
+
+@pytest.fixture(params=MIGRATION_BACKENDS)
+async def empty_database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"
+        return
+    server_url = postgres_server_url()
+    assert server_url is not None
+    async with temporary_postgres_database(server_url) as url:
+        yield url
+
+
+async def tables(url: str) -> set[str]:
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        names = await connection.run_sync(
+            lambda sync: set(inspect(sync).get_table_names())
+        )
+    await engine.dispose()
+    return names - {"alembic_version"}
+
+
+async def test_upgrade_downgrade_upgrade(empty_database: str) -> None:
+    await asyncio.to_thread(migrations.upgrade, empty_database)
+    assert await tables(empty_database) == set(metadata.tables)
+
+    await asyncio.to_thread(migrations.downgrade, empty_database, "base")
+    assert await tables(empty_database) == set()
+
+    await asyncio.to_thread(migrations.upgrade, empty_database)
+    assert await tables(empty_database) == set(metadata.tables)
+
+
+async def test_models_and_migrations_do_not_drift(empty_database: str) -> None:
+    await asyncio.to_thread(migrations.upgrade, empty_database)
+
+    def differences(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return list(compare_metadata(context, metadata))
+
+    engine = create_async_engine(empty_database)
+    async with engine.connect() as connection:
+        diff = await connection.run_sync(differences)
+    await engine.dispose()
+
+    assert diff == []

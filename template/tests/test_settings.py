@@ -1,0 +1,144 @@
+"""Settings: parsing, grouping, and refusing bad or unsafe values."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.settings import Environment, Settings, load_settings
+
+STRONG_SECRET = "s" * 40
+PRODUCTION = {
+    "ENVIRONMENT": "production",
+    "SECRET_KEY": STRONG_SECRET,
+    "DATABASE_DSN": "sqlite+aiosqlite:////data/app.db",
+}
+
+
+@pytest.fixture
+def environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """A clean environment with no .env file in reach."""
+    for name in list(os.environ):
+        if name.split("_", 1)[0] in {
+            "ENVIRONMENT", "DEBUG", "SECRET", "DATABASE", "LOG", "CORS", "SERVICE",
+            "SERVER", "HEALTH", "DOCS",
+        }:  # fmt: skip
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return monkeypatch
+
+
+def test_defaults_run_on_the_embedded_database(environ: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+
+    assert settings.environment is Environment.DEVELOPMENT
+    assert settings.database.is_embedded
+    assert settings.database.url.startswith("sqlite+aiosqlite:///")
+    assert settings.database.should_migrate_on_start
+
+
+def test_groups_read_prefixed_variables(environ: pytest.MonkeyPatch) -> None:
+    environ.setenv("DATABASE_DSN", "postgresql+asyncpg://u@db:5432/app")
+    environ.setenv("DATABASE_POOL_SIZE", "12")
+    environ.setenv("LOG_LEVEL", "DEBUG")
+    environ.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+
+    settings = load_settings()
+
+    assert settings.database.dsn == "postgresql+asyncpg://u@db:5432/app"
+    assert settings.database.pool_size == 12
+    assert not settings.database.should_migrate_on_start
+    assert settings.log.level == "DEBUG"
+    assert settings.cors.origins == ["https://a.example", "https://b.example"]
+
+
+def test_a_dotenv_file_is_read(environ: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("LOG_LEVEL=ERROR\nSERVER_PORT=9000\n")
+
+    settings = load_settings()
+
+    assert (settings.log.level, settings.server.port) == ("ERROR", 9000)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DATABASE_POOL_SIZE", "many", "DATABASE_POOL_SIZE: Input should be a valid integer"),
+        ("DATABASE_DSN", "mysql://x", "DATABASE_DSN: must start with postgresql+asyncpg://"),
+        ("ENVIRONMENT", "prod", "ENVIRONMENT: Input should be 'development'"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL: Input should be"),
+    ],
+)  # fmt: skip
+def test_a_bad_value_exits_with_one_line_naming_the_variable(
+    environ: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    environ.setenv(variable, value)
+
+    with pytest.raises(SystemExit) as exit_info:
+        load_settings()
+
+    text = str(exit_info.value.code)
+    assert "\n" not in text
+    assert text.startswith("invalid settings: ")
+    assert message in text
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"DEBUG": "true"}, "DEBUG must be false in production"),
+        ({"SECRET_KEY": "change-me"}, "SECRET_KEY must be set"),
+        ({"SECRET_KEY": "short-but-not-default"}, "at least 32 characters"),
+        ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS must not be '*' in production"),
+        ({"DATABASE_DSN": ""}, "DATABASE_DSN must be set in production"),
+    ],
+)
+def test_production_refuses_unsafe_values(
+    environ: pytest.MonkeyPatch, overrides: dict[str, str], message: str
+) -> None:
+    for name, value in (PRODUCTION | overrides).items():
+        if value:
+            environ.setenv(name, value)
+
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        load_settings()
+
+
+def test_production_accepts_safe_values(environ: pytest.MonkeyPatch) -> None:
+    for name, value in PRODUCTION.items():
+        environ.setenv(name, value)
+
+    settings = load_settings()
+
+    assert settings.is_production
+    assert settings.log_json
+
+
+def test_wildcard_cors_with_credentials_is_refused() -> None:
+    with pytest.raises(ValueError, match="allow_credentials"):
+        Settings(_env_file=None, cors={"origins": "*", "allow_credentials": True})
+
+
+def test_the_server_exits_with_one_line_on_a_bad_setting(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE")}
+    env["DATABASE_POOL_SIZE"] = "-1"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "serve"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "invalid settings: DATABASE_POOL_SIZE: Input should be greater than or equal to 1"
+    ]

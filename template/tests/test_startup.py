@@ -1,0 +1,63 @@
+"""Start-up on the embedded default: migrations create the schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient
+
+from app.main import create_app
+from tests.fixtures.settings import make_settings
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_migrate_on_start_creates_the_schema(tmp_path: Path) -> None:
+    database = tmp_path / "nested" / "app.db"
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{database}", database={
+            "dsn": f"sqlite+aiosqlite:///{database}", "migrate_on_start": True
+        }
+    )  # fmt: skip
+    app = create_app(settings)
+
+    async with LifespanManager(app) as manager:
+        transport = ASGITransport(app=manager.app)
+        async with AsyncClient(transport=transport, base_url="http://test") as client:
+            created = await client.post("/api/v1/items", json={"name": "first"})
+            ready = await client.get("/ready")
+
+    assert database.exists()
+    assert created.status_code == 201
+    assert ready.status_code == 200
+
+
+def test_openapi_describes_every_route(tmp_path: Path) -> None:
+    app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"))
+
+    schema = app.openapi()
+
+    assert schema["info"]["title"] == app.title
+    assert schema["info"]["version"] == app.version
+    operations = [
+        operation for path in schema["paths"].values() for operation in path.values()
+    ]
+    assert operations
+    assert all(operation.get("summary") for operation in operations)
+    assert all(operation.get("description") for operation in operations)
+
+
+def test_docs_are_off_in_production_unless_enabled(tmp_path: Path) -> None:
+    production = {
+        "environment": "production",
+        "secret_key": "p" * 40,
+    }
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+
+    hidden = create_app(make_settings(url, **production))
+    shown = create_app(make_settings(url, docs_in_production=True, **production))
+
+    assert hidden.openapi_url is None
+    assert shown.openapi_url == "/openapi.json"

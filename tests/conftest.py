@@ -1,0 +1,42 @@
+"""Fixtures for the template's own tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from plumbum import local
+
+from tests.support import ROOT, answer_sets, interpreter_dirs
+
+ANSWER_SETS = answer_sets()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-copie renders the template found at --template (default: cwd).
+    config.option.template = str(ROOT)
+    # Copier's task runs `uv lock` in-process: give it this venv's uv and every
+    # Python the answer sets may ask for, and never let uv download one.
+    path = [str(Path(sys.executable).parent), *interpreter_dirs()]
+    extra = {
+        "PATH": os.pathsep.join([*path, os.environ.get("PATH", "")]),
+        "UV_PYTHON_DOWNLOADS": "never",
+    }
+    os.environ.update(extra)
+    # Copier runs tasks with plumbum's copy of the environment, taken at import.
+    local.env.update(**extra)
+
+
+@pytest.fixture(params=sorted(ANSWER_SETS), ids=str)
+def answers(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Each answer set in tests/answers/."""
+    chosen: dict[str, Any] = ANSWER_SETS[request.param]
+    return chosen
+
+
+@pytest.fixture
+def template_root() -> Path:
+    return ROOT

@@ -1,0 +1,212 @@
+"""Helpers the template tests share: answer sets, interpreters, services,
+and running a generated project's own gates."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSWERS_DIR = ROOT / "tests" / "answers"
+RELEASES_FILE = ROOT / "tests" / "releases.yml"
+DEFAULTS: dict[str, Any] = {
+    "python_version": "3.12",
+    "database": "postgresql",
+    "license": "MIT",
+}
+POSTGRES = ("127.0.0.1", 5432)
+# Generated projects' tests create (and drop) their own database on this server.
+POSTGRES_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+REQUIRE_ENV = "PRODSTARTER_REQUIRE_SERVICES"
+
+
+def answer_sets() -> dict[str, dict[str, Any]]:
+    """Every answer set in tests/answers, by file stem."""
+    return {
+        path.stem: yaml.safe_load(path.read_text()) or {}
+        for path in sorted(ANSWERS_DIR.glob("*.yml"))
+    }
+
+
+def effective(answers: Mapping[str, Any]) -> dict[str, Any]:
+    return {**DEFAULTS, **answers}
+
+
+def missing(what: str) -> None:
+    """Skip, or fail where the services are promised (CI sets REQUIRE_ENV)."""
+    if os.environ.get(REQUIRE_ENV):
+        pytest.fail(f"{what} is required here ({REQUIRE_ENV} is set)")
+    pytest.skip(f"{what} is not available")
+
+
+def reachable(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
+
+
+def interpreter_dirs() -> list[str]:
+    """Folders holding a working interpreter for each supported version."""
+    dirs = []
+    for version in PYTHON_VERSIONS:
+        found = find_interpreter(version)
+        if found:
+            dirs.append(str(Path(found).parent))
+    return dirs
+
+
+def find_interpreter(version: str) -> str | None:
+    candidates = []
+    pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates += sorted(glob.glob(f"{pyenv_root}/versions/{version}.*/bin/python{version}"))
+    candidates += [p for p in [shutil.which(f"python{version}")] if p]
+    for candidate in candidates:
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    return None
+
+
+def interpreter(version: str) -> str:
+    """Path of a Python `version` ("3.12") interpreter, or skip/fail."""
+    found = find_interpreter(version)
+    if found is None:
+        missing(f"Python {version}")
+        raise AssertionError("unreachable")
+    return found
+
+
+def tool_env(python: str | None = None, **extra: str) -> dict[str, str]:
+    """Environment for uv and copier: this venv's tools first, no downloads."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VIRTUAL_ENV", "DATABASE_", "UV_PROJECT"))
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env["NO_COLOR"] = "1"
+    if python:
+        env["UV_PYTHON"] = python
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Run:
+    args: list[str]
+    returncode: int
+    output: str
+
+    def check(self) -> Run:
+        assert self.returncode == 0, f"{' '.join(self.args)} failed:\n{self.output}"
+        return self
+
+
+def run(args: list[str], cwd: Path, env: Mapping[str, str], timeout: float = 600) -> Run:
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Run(args, result.returncode, result.stdout)
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = tool_env(
+        GIT_AUTHOR_NAME="Template Tests",
+        GIT_AUTHOR_EMAIL="tests@example.com",
+        GIT_COMMITTER_NAME="Template Tests",
+        GIT_COMMITTER_EMAIL="tests@example.com",
+    )
+    return run(["git", *args], cwd, env).check().output
+
+
+LEFTOVER = re.compile(r"\{\{|\{%|%\}|\}\}")
+
+
+def leftover_jinja(project: Path) -> list[str]:
+    """Files (or names) in the project that still contain Jinja markers."""
+    found = []
+    for path in project.rglob("*"):
+        relative = path.relative_to(project)
+        if relative.parts[0] in {".git", ".venv"} or "__pycache__" in relative.parts:
+            continue
+        if LEFTOVER.search(str(relative)):
+            found.append(str(relative))
+        elif path.is_file():
+            text = path.read_text(errors="replace")
+            if LEFTOVER.search(text):
+                found.append(str(relative))
+    return found
+
+
+PASSED = re.compile(r"(\d+) passed")
+SKIPPED = re.compile(r"(\d+) skipped")
+
+
+def run_gates(project: Path, answers: Mapping[str, Any]) -> dict[str, str]:
+    """Run the project's own gates in its own locked environment.
+
+    Returns each gate's output; fails the test on the first gate that fails.
+    """
+    answers = effective(answers)
+    env = tool_env(interpreter(answers["python_version"]))
+    outputs: dict[str, str] = {}
+    gates = [
+        ("sync", ["uv", "sync", "--locked"]),
+        ("black", ["uv", "run", "--frozen", "black", "--check", "."]),
+        ("isort", ["uv", "run", "--frozen", "isort", "--check-only", "."]),
+        ("ruff", ["uv", "run", "--frozen", "ruff", "check", "."]),
+        ("mypy", ["uv", "run", "--frozen", "mypy"]),
+    ]
+    for name, args in gates:
+        outputs[name] = run(args, project, env).check().output
+
+    test_env = dict(env)
+    if answers["database"] == "postgresql":
+        if not reachable(POSTGRES):
+            missing("PostgreSQL on 127.0.0.1:5432")
+        test_env["DATABASE_DSN"] = POSTGRES_DSN
+    tests = run(["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"], project, test_env)
+    outputs["pytest"] = tests.check().output
+    assert PASSED.search(tests.output), tests.output
+    # Every test runs where the services exist: a skip is a gap, not a pass.
+    assert not SKIPPED.search(tests.output), tests.output
+    if answers["database"] == "postgresql":
+        postgres = run(
+            ["uv", "run", "--frozen", "pytest", "-q", "-m", "postgres", "-p", "no:cacheprovider"],
+            project,
+            test_env,
+        ).check()
+        count = PASSED.search(postgres.output)
+        assert count and int(count.group(1)) >= 10, postgres.output
+        outputs["pytest-postgres"] = postgres.output
+    return outputs

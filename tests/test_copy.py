@@ -1,0 +1,94 @@
+"""`copier copy` makes a complete project for every answer set, and the
+project passes its own gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support import effective, leftover_jinja, run_gates
+
+ALWAYS = [
+    ".copier-answers.yml",
+    ".env.example",
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    ".python-version",
+    "LICENSE",
+    "README.md",
+    "alembic.ini",
+    "pyproject.toml",
+    "uv.lock",
+    "app/main.py",
+    "app/settings.py",
+    "app/items/router.py",
+    "migrations/env.py",
+    "tests/conftest.py",
+]
+LICENSE_FIRST_LINE = {
+    "MIT": "MIT License",
+    "Apache-2.0": "Apache License",
+    "proprietary": "Copyright (c)",
+}
+
+
+def copy(copie: Any, answers: dict[str, Any]) -> Path:
+    result = copie.copy(extra_answers=answers)
+    assert result.exception is None, result.exception
+    assert result.exit_code == 0
+    project: Path = result.project_dir
+    return project
+
+
+def test_copy_renders_the_files_the_answers_call_for(
+    copie: Any, answers: dict[str, Any]
+) -> None:
+    project = copy(copie, answers)
+    chosen = effective(answers)
+
+    assert leftover_jinja(project) == []
+    for name in ALWAYS:
+        assert (project / name).is_file(), name
+    assert (project / ".python-version").read_text().strip() == chosen["python_version"]
+    assert (project / "LICENSE").read_text().lstrip().startswith(
+        LICENSE_FIRST_LINE[chosen["license"]]
+    )
+    postgres = chosen["database"] == "postgresql"
+    assert (project / "tests" / "test_postgres.py").exists() is postgres
+    pyproject = (project / "pyproject.toml").read_text()
+    assert ('"asyncpg>=' in pyproject) is postgres
+    assert ("postgresql+asyncpg://" in (project / ".env.example").read_text()) is postgres
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert {k: recorded[k] for k in answers} == answers
+    assert "_commit" in recorded and "_src_path" in recorded
+
+
+def test_nothing_secret_is_written_to_the_answers_file(copie: Any) -> None:
+    project = copy(copie, {})
+
+    recorded = (project / ".copier-answers.yml").read_text().lower()
+
+    for word in ("secret", "password", "token", "key"):
+        assert word not in recorded
+
+
+def test_settings_carry_the_answers(copie: Any) -> None:
+    project = copy(copie, {"project_name": 'Say "Hi" API', "description": "Back\\slash"})
+
+    settings = (project / "app" / "settings.py").read_text()
+
+    assert 'SERVICE_NAME = "say-hi-api"' in settings
+    assert "title: str = 'Say \"Hi\" API'" in settings
+    assert 'description: str = "Back\\\\slash"' in settings
+
+
+@pytest.mark.slow
+def test_copy_passes_its_own_gates(copie: Any, answers: dict[str, Any]) -> None:
+    project = copy(copie, answers)
+
+    outputs = run_gates(project, answers)
+
+    assert "Success: no issues found" in outputs["mypy"]
