@@ -11,6 +11,7 @@ import pytest
 from plumbum import local
 
 from tests.support import ROOT, answer_sets, interpreter_dirs
+from tests.template_repo import build_template_repo
 
 ANSWER_SETS = answer_sets()
 
@@ -40,3 +41,11 @@ def answers(request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture
 def template_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A git clone of the template: releases tagged, working tree as the next."""
+    destination = tmp_path_factory.mktemp("repo") / "template"
+    repo, _, next_tag = build_template_repo(destination)
+    return repo, next_tag

@@ -75,7 +75,9 @@ def interpreter_dirs() -> list[str]:
 def find_interpreter(version: str) -> str | None:
     candidates = []
     pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    candidates += sorted(glob.glob(f"{pyenv_root}/versions/{version}.*/bin/python{version}"))
+    candidates += sorted(
+        glob.glob(f"{pyenv_root}/versions/{version}.*/bin/python{version}")
+    )
     candidates += [p for p in [shutil.which(f"python{version}")] if p]
     for candidate in candidates:
         probe = subprocess.run(
@@ -125,7 +127,9 @@ class Run:
         return self
 
 
-def run(args: list[str], cwd: Path, env: Mapping[str, str], timeout: float = 600) -> Run:
+def run(
+    args: list[str], cwd: Path, env: Mapping[str, str], timeout: float = 600
+) -> Run:
     result = subprocess.run(
         args,
         cwd=cwd,
@@ -195,18 +199,33 @@ def run_gates(project: Path, answers: Mapping[str, Any]) -> dict[str, str]:
         if not reachable(POSTGRES):
             missing("PostgreSQL on 127.0.0.1:5432")
         test_env["DATABASE_DSN"] = POSTGRES_DSN
-    tests = run(["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"], project, test_env)
+    tests = run(
+        ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"],
+        project,
+        test_env,
+    )
     outputs["pytest"] = tests.check().output
     assert PASSED.search(tests.output), tests.output
     # Every test runs where the services exist: a skip is a gap, not a pass.
     assert not SKIPPED.search(tests.output), tests.output
     if answers["database"] == "postgresql":
         postgres = run(
-            ["uv", "run", "--frozen", "pytest", "-q", "-m", "postgres", "-p", "no:cacheprovider"],
+            [
+                "uv",
+                "run",
+                "--frozen",
+                "pytest",
+                "-q",
+                "-m",
+                "postgres",
+                "-p",
+                "no:cacheprovider",
+            ],
             project,
             test_env,
         ).check()
         count = PASSED.search(postgres.output)
-        assert count and int(count.group(1)) >= 10, postgres.output
+        assert count, postgres.output
+        assert int(count.group(1)) >= 10, postgres.output
         outputs["pytest-postgres"] = postgres.output
     return outputs

@@ -14,13 +14,29 @@ from tests.support import ROOT, run, tool_env
     ("question", "value", "message"),
     [
         ("project_name", "   ", "'project_name': must not be empty"),
-        ("project_slug", "Bad Slug", "'project_slug': \"Bad Slug\" must match ^[a-z][a-z0-9-]*$"),
+        (
+            "project_slug",
+            "Bad Slug",
+            "'project_slug': \"Bad Slug\" must match ^[a-z][a-z0-9-]*$",
+        ),
         ("project_slug", "payments", None),
         ("project_slug", "9lives", "'project_slug': \"9lives\" must match"),
-        ("author_email", "not-an-email", "'author_email': \"not-an-email\" is not a valid e-mail"),
-        ("python_version", "3.9", "'python_version': '3.9' is not in ['3.11', '3.12', '3.13']"),
+        (
+            "author_email",
+            "not-an-email",
+            "'author_email': \"not-an-email\" is not a valid e-mail",
+        ),
+        (
+            "python_version",
+            "3.9",
+            "'python_version': '3.9' is not in ['3.11', '3.12', '3.13']",
+        ),
         ("database", "mysql", "'database': 'mysql' is not in ['postgresql', 'sqlite']"),
-        ("license", "GPL", "'license': 'GPL' is not in ['MIT', 'Apache-2.0', 'proprietary']"),
+        (
+            "license",
+            "GPL",
+            "'license': 'GPL' is not in ['MIT', 'Apache-2.0', 'proprietary']",
+        ),
     ],
 )
 def test_bad_answer_is_rejected_with_its_rule(

@@ -53,17 +53,23 @@ def test_copy_renders_the_files_the_answers_call_for(
     for name in ALWAYS:
         assert (project / name).is_file(), name
     assert (project / ".python-version").read_text().strip() == chosen["python_version"]
-    assert (project / "LICENSE").read_text().lstrip().startswith(
-        LICENSE_FIRST_LINE[chosen["license"]]
+    assert (
+        (project / "LICENSE")
+        .read_text()
+        .lstrip()
+        .startswith(LICENSE_FIRST_LINE[chosen["license"]])
     )
     postgres = chosen["database"] == "postgresql"
     assert (project / "tests" / "test_postgres.py").exists() is postgres
     pyproject = (project / "pyproject.toml").read_text()
     assert ('"asyncpg>=' in pyproject) is postgres
-    assert ("postgresql+asyncpg://" in (project / ".env.example").read_text()) is postgres
+    assert (
+        "postgresql+asyncpg://" in (project / ".env.example").read_text()
+    ) is postgres
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert {k: recorded[k] for k in answers} == answers
-    assert "_commit" in recorded and "_src_path" in recorded
+    assert "_commit" in recorded
+    assert "_src_path" in recorded
 
 
 def test_nothing_secret_is_written_to_the_answers_file(copie: Any) -> None:
@@ -76,7 +82,9 @@ def test_nothing_secret_is_written_to_the_answers_file(copie: Any) -> None:
 
 
 def test_settings_carry_the_answers(copie: Any) -> None:
-    project = copy(copie, {"project_name": 'Say "Hi" API', "description": "Back\\slash"})
+    project = copy(
+        copie, {"project_name": 'Say "Hi" API', "description": "Back\\slash"}
+    )
 
     settings = (project / "app" / "settings.py").read_text()
 

@@ -37,14 +37,22 @@ def test_is_slug_refuses(value: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "ok"),
-    [("a@b.io", True), ("first.last@corp.example", True), ("a@b", False), ("@b.io", False), ("a b@c.io", False)],
+    [
+        ("a@b.io", True),
+        ("first.last@corp.example", True),
+        ("a@b", False),
+        ("@b.io", False),
+        ("a b@c.io", False),
+    ],
 )
 def test_is_email(value: str, ok: bool) -> None:
     assert is_email(value) is ok
 
 
 def test_derive_computes_tags_and_year() -> None:
-    derived = derive({"python_version": "3.13", "license": "Apache-2.0"}, datetime.date(2030, 1, 2))
+    derived = derive(
+        {"python_version": "3.13", "license": "Apache-2.0"}, datetime.date(2030, 1, 2)
+    )
 
     assert derived == {
         "python_tag": "py313",
@@ -55,7 +63,15 @@ def test_derive_computes_tags_and_year() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["plain", 'say "hi"', "it's", "both ' and \"", "back\\slash", "Édition", "two\nlines"],
+    [
+        "plain",
+        'say "hi"',
+        "it's",
+        "both ' and \"",
+        "back\\slash",
+        "Édition",
+        "two\nlines",
+    ],
 )
 def test_py_string_is_a_python_literal_of_the_value(value: str) -> None:
     assert ast.literal_eval(py_string(value)) == value

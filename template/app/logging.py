@@ -117,6 +117,8 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         std_logger = logging.getLogger(name)
         std_logger.handlers = []
         std_logger.propagate = True
+    # alembic announces each of its plugins at INFO on every run.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # SQLAlchemy logs every statement at INFO: keep it for DATABASE_ECHO only.
     echo = settings.database.echo
     logging.getLogger("sqlalchemy.engine").setLevel(

@@ -11,9 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,6 +20,7 @@ from app.db import get_session
 from app.main import create_app
 from app.models import metadata
 from app.settings import Settings
+from tests.fixtures.client import client_for
 from tests.fixtures.databases import (
     enable_sqlite_savepoints,
     postgres_server_url,
@@ -108,7 +108,5 @@ def app(settings: Settings, session: AsyncSession) -> Iterator[FastAPI]:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    async with LifespanManager(app) as manager:
-        transport = ASGITransport(app=manager.app)
-        async with AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    async with client_for(app) as client:
+        yield client

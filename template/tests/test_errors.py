@@ -7,13 +7,13 @@ import io
 import json
 
 import pytest
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from app.items import router as items_router
 from app.logging import configure_logging
 from app.main import create_app
 from app.settings import Settings
+from tests.fixtures.client import client_for
 from tests.fixtures.settings import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -55,12 +55,8 @@ async def test_unhandled_error_is_a_500_without_internals(settings: Settings) ->
     async def boom() -> None:
         raise RuntimeError("secret internal detail")
 
-    async with LifespanManager(app) as manager:
-        transport = ASGITransport(app=manager.app)
-        async with AsyncClient(transport=transport, base_url="http://test") as client:
-            response = await client.get(
-                "/boom", headers={"X-Request-ID": "req-12345678"}
-            )
+    async with client_for(app) as client:
+        response = await client.get("/boom", headers={"X-Request-ID": "req-12345678"})
 
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from app.main import create_app
+from tests.fixtures.client import client_for
 from tests.fixtures.settings import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -43,12 +43,10 @@ async def test_unreachable_database_fails_ready_but_not_live(tmp_path: Path) -> 
     settings = make_settings(f"sqlite+aiosqlite:///{tmp_path}")
     app = create_app(settings)
 
-    async with LifespanManager(app) as manager:
-        transport = ASGITransport(app=manager.app)
-        async with AsyncClient(transport=transport, base_url="http://test") as client:
-            ready = await client.get("/ready")
-            live = await client.get("/live")
-            health = await client.get("/health")
+    async with client_for(app) as client:
+        ready = await client.get("/ready")
+        live = await client.get("/live")
+        health = await client.get("/health")
 
     assert ready.status_code == 503
     assert ready.headers["content-type"] == "application/problem+json"

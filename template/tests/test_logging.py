@@ -7,12 +7,11 @@ import json
 import logging
 
 import pytest
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
 
 from app.logging import configure_logging
 from app.main import create_app
 from app.settings import Settings
+from tests.fixtures.client import client_for
 from tests.fixtures.settings import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -58,12 +57,8 @@ async def test_lines_inside_a_request_carry_its_id(settings: Settings) -> None:
     async def log_something() -> None:
         logging.getLogger("app.test").warning("inside")
 
-    async with LifespanManager(app) as manager:
-        transport = ASGITransport(app=manager.app)
-        async with AsyncClient(transport=transport, base_url="http://test") as client:
-            await client.get(
-                "/log-something", headers={"X-Request-ID": "trace-me-0001"}
-            )
+    async with client_for(app) as client:
+        await client.get("/log-something", headers={"X-Request-ID": "trace-me-0001"})
 
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     inside = [line for line in lines if line["message"] == "inside"]

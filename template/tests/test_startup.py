@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
 
 from app.main import create_app
+from tests.fixtures.client import client_for
 from tests.fixtures.settings import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -23,11 +22,9 @@ async def test_migrate_on_start_creates_the_schema(tmp_path: Path) -> None:
     )  # fmt: skip
     app = create_app(settings)
 
-    async with LifespanManager(app) as manager:
-        transport = ASGITransport(app=manager.app)
-        async with AsyncClient(transport=transport, base_url="http://test") as client:
-            created = await client.post("/api/v1/items", json={"name": "first"})
-            ready = await client.get("/ready")
+    async with client_for(app) as client:
+        created = await client.post("/api/v1/items", json={"name": "first"})
+        ready = await client.get("/ready")
 
     assert database.exists()
     assert created.status_code == 201

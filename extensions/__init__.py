@@ -1,0 +1,1 @@
+"""Jinja extensions for copier.yml, loaded by file path (copier-template-extensions)."""
