@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ UPDATE = [
     "--answers-file",
     ".copier-answers.yml",
 ]  # fmt: skip — the command Renovate's copier manager runs, plus --vcs-ref
-CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
+CONFLICT_MARKER = re.compile(r"^(<<<<<<<|>>>>>>>)( |$)", re.MULTILINE)
 
 
 def copy_at(repo: Path, ref: str, destination: Path, answers: dict[str, Any]) -> Path:
@@ -70,5 +71,5 @@ def test_update_from_release_passes_its_gates(
     for path in project.rglob("*"):
         if path.is_file() and ".git" not in path.parts and ".venv" not in path.parts:
             text = path.read_text(errors="replace")
-            assert not any(marker in text for marker in CONFLICT_MARKERS), path
+            assert not CONFLICT_MARKER.search(text), path
     run_gates(project, answers)
