@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import effective, leftover_jinja, run_gates
+from tests.support import (
+    DEFAULTS,
+    effective,
+    git,
+    interpreter,
+    leftover_jinja,
+    run,
+    run_gates,
+    tool_env,
+)
 
 ALWAYS = [
     ".copier-answers.yml",
@@ -100,3 +109,33 @@ def test_copy_passes_its_own_gates(copie: Any, answers: dict[str, Any]) -> None:
     outputs = run_gates(project, answers)
 
     assert "Success: no issues found" in outputs["mypy"]
+
+
+@pytest.mark.slow
+def test_pre_commit_hooks_run_offline_from_the_lock(copie: Any) -> None:
+    project = copy(copie, {})
+    env = tool_env(interpreter(DEFAULTS["python_version"]))
+    run(["uv", "sync", "--locked"], project, env).check()
+    git(project, "init", "--quiet")
+    git(project, "add", "--all")
+    hooks = ["uv", "run", "--frozen", "pre-commit", "run", "--all-files"]
+
+    clean = run(hooks, project, env)
+    (project / "NOTES.md").write_text(
+        "<<<<<<< HEAD\nmine\n=======\ntheirs\n>>>>>>> main\n"
+    )
+    git(project, "add", "NOTES.md")
+    conflicted = run(hooks, project, env)
+
+    assert clean.returncode == 0, clean.output
+    for hook in (
+        "no merge conflict markers",
+        "black",
+        "isort",
+        "ruff",
+        "mypy",
+        "uv.lock",
+    ):
+        assert hook in clean.output
+    assert conflicted.returncode != 0
+    assert "NOTES.md" in conflicted.output
