@@ -23,7 +23,7 @@ ANSWERS_DIR = ROOT / "tests" / "answers"
 RELEASES_FILE = ROOT / "tests" / "releases.yml"
 DEFAULTS: dict[str, Any] = {
     "python_version": "3.12",
-    "database": "postgresql",
+    "production_database": "postgresql",
     "license": "MIT",
 }
 POSTGRES = ("127.0.0.1", 5432)
@@ -153,7 +153,8 @@ def git(cwd: Path, *args: str) -> str:
     return run(["git", *args], cwd, env).check().output
 
 
-LEFTOVER = re.compile(r"\{\{|\{%|%\}|\}\}")
+# Jinja markers; `${{ ... }}` is a GitHub Actions expression, not Jinja.
+LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|%\}")
 
 
 def leftover_jinja(project: Path) -> list[str]:
@@ -195,7 +196,7 @@ def run_gates(project: Path, answers: Mapping[str, Any]) -> dict[str, str]:
         outputs[name] = run(args, project, env).check().output
 
     test_env = dict(env)
-    if answers["database"] == "postgresql":
+    if answers["production_database"] == "postgresql":
         if not reachable(POSTGRES):
             missing("PostgreSQL on 127.0.0.1:5432")
         test_env["DATABASE_DSN"] = POSTGRES_DSN
@@ -208,7 +209,7 @@ def run_gates(project: Path, answers: Mapping[str, Any]) -> dict[str, str]:
     assert PASSED.search(tests.output), tests.output
     # Every test runs where the services exist: a skip is a gap, not a pass.
     assert not SKIPPED.search(tests.output), tests.output
-    if answers["database"] == "postgresql":
+    if answers["production_database"] == "postgresql":
         postgres = run(
             [
                 "uv",

@@ -31,11 +31,15 @@ from tests.support import ROOT, run, tool_env
             "3.9",
             "'python_version': '3.9' is not in ['3.11', '3.12', '3.13']",
         ),
-        ("database", "mysql", "'database': 'mysql' is not in ['postgresql', 'sqlite']"),
+        (
+            "production_database",
+            "mysql",
+            "'production_database': 'mysql' is not in ['postgresql', 'sqlite']",
+        ),
         (
             "license",
             "GPL",
-            "'license': 'GPL' is not in ['MIT', 'Apache-2.0', 'proprietary']",
+            "'license': 'GPL' is not in ['MIT', 'Apache-2.0', 'LicenseRef-Proprietary']",
         ),
     ],
 )

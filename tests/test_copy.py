@@ -40,7 +40,7 @@ ALWAYS = [
 LICENSE_FIRST_LINE = {
     "MIT": "MIT License",
     "Apache-2.0": "Apache License",
-    "proprietary": "Copyright (c)",
+    "LicenseRef-Proprietary": "Copyright (c)",
 }
 
 
@@ -68,7 +68,7 @@ def test_copy_renders_the_files_the_answers_call_for(
         .lstrip()
         .startswith(LICENSE_FIRST_LINE[chosen["license"]])
     )
-    postgres = chosen["database"] == "postgresql"
+    postgres = chosen["production_database"] == "postgresql"
     assert (project / "tests" / "test_postgres.py").exists() is postgres
     pyproject = (project / "pyproject.toml").read_text()
     assert ('"asyncpg>=' in pyproject) is postgres

@@ -1,7 +1,10 @@
-"""`copier update` from every recorded release to the working tree."""
+"""`copier update` from every recorded release to the working tree, for every
+answer set, with a team's edits in place: the command Renovate's copier
+manager runs, migrations included."""
 
 from __future__ import annotations
 
+import filecmp
 import re
 from pathlib import Path
 from typing import Any
@@ -9,36 +12,71 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import effective, git, interpreter, run, run_gates, tool_env
+from tests import owner_edits
+from tests.migrations import answers_as_of, migrations_crossed
+from tests.support import (
+    answer_sets,
+    effective,
+    git,
+    interpreter,
+    run,
+    run_gates,
+    tool_env,
+)
 from tests.template_repo import Release, recorded_releases
 
 RELEASES = recorded_releases()
-UPDATE = [
-    "copier",
-    "update",
-    "--skip-answered",
-    "--defaults",
-    "--trust",
-    "--answers-file",
-    ".copier-answers.yml",
-]  # fmt: skip — the command Renovate's copier manager runs, plus --vcs-ref
+ANSWER_SETS = answer_sets()
+# The command Renovate's copier manager runs (plus --vcs-ref <new tag>).
+RENOVATE = [
+    "copier", "update", "--skip-answered", "--defaults", "--trust",
+    "--answers-file", ".copier-answers.yml",
+]  # fmt: skip
 CONFLICT_MARKER = re.compile(r"^(<<<<<<<|>>>>>>>)( |$)", re.MULTILINE)
+MIGRATION_LINE = re.compile(r"^migration (\S+) \((before|after)\): ", re.MULTILINE)
 
 
-def copy_at(repo: Path, ref: str, destination: Path, answers: dict[str, Any]) -> Path:
+def env_for(answers: dict[str, Any]) -> dict[str, str]:
+    return tool_env(interpreter(effective(answers)["python_version"]))
+
+
+def copy_at(
+    repo: Path, release: str, destination: Path, answers: dict[str, Any]
+) -> Path:
+    """Copy the template as of `release`, with the answers in its own terms."""
     data = destination.parent / f"{destination.name}-answers.yml"
-    data.write_text(yaml.safe_dump(answers))
-    env = tool_env(interpreter(effective(answers)["python_version"]))
+    data.write_text(yaml.safe_dump(answers_as_of(release, answers)))
     run(
-        ["copier", "copy", "--trust", "--defaults", "--vcs-ref", ref,
+        ["copier", "copy", "--trust", "--defaults", "--vcs-ref", f"v{release}",
          "--data-file", str(data), str(repo), str(destination)],
         destination.parent,
-        env,
+        env_for(answers),
     ).check()  # fmt: skip
     git(destination, "init", "--quiet", "--initial-branch=main")
-    git(destination, "add", "--all")
-    git(destination, "commit", "--quiet", "-m", f"copy at {ref}")
+    commit(destination, f"copy at v{release}")
     return destination
+
+
+def commit(project: Path, message: str) -> None:
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--allow-empty", "-m", message)
+
+
+def update(project: Path, tag: str, answers: dict[str, Any]) -> str:
+    return run([*RENOVATE, "--vcs-ref", tag], project, env_for(answers)).check().output
+
+
+def conflicted_files(project: Path) -> list[str]:
+    found = []
+    for path in project.rglob("*"):
+        parts = path.relative_to(project).parts
+        if not path.is_file() or parts[0] in {".git", ".venv"}:
+            continue
+        if path.suffix == ".rej" or CONFLICT_MARKER.search(
+            path.read_text(errors="replace")
+        ):
+            found.append(str(path.relative_to(project)))
+    return found
 
 
 def test_the_harness_tags_the_working_tree_as_the_next_version(
@@ -54,22 +92,101 @@ def test_the_harness_tags_the_working_tree_as_the_next_version(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("answer_set", sorted(ANSWER_SETS))
 @pytest.mark.parametrize("release", RELEASES, ids=lambda r: r.tag)
-def test_update_from_release_passes_its_gates(
-    template_repo: tuple[Path, str], release: Release, tmp_path: Path
+def test_update_keeps_owner_edits_and_passes_the_gates(
+    template_repo: tuple[Path, str], release: Release, answer_set: str, tmp_path: Path
 ) -> None:
     repo, next_tag = template_repo
-    answers: dict[str, Any] = {}
-    project = copy_at(repo, release.tag, tmp_path / "service", answers)
-    env = tool_env(interpreter(effective(answers)["python_version"]))
+    answers = ANSWER_SETS[answer_set]
+    project = copy_at(repo, release.version, tmp_path / "service", answers)
+    owner_edits.apply(project, env_for(answers))
+    commit(project, "owner edits")
 
-    run([*UPDATE, "--vcs-ref", next_tag], project, env).check()
+    output = update(project, next_tag, answers)
 
+    assert conflicted_files(project) == [], output
+    assert owner_edits.missing_after_update(project) == [], output
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert recorded["_commit"] == next_tag
-    assert not list(project.rglob("*.rej"))
-    for path in project.rglob("*"):
-        if path.is_file() and ".git" not in path.parts and ".venv" not in path.parts:
-            text = path.read_text(errors="replace")
-            assert not CONFLICT_MARKER.search(text), path
+    assert {k: recorded[k] for k in answers} == answers  # nothing silently re-defaulted
+    ran = MIGRATION_LINE.findall(output)
+    expected = migrations_crossed(release.version, next_tag)
+    assert sorted(ran) == sorted(
+        (version, stage) for version in expected for stage in ("before", "after")
+    ), output
     run_gates(project, answers)
+
+    commit(project, f"update to {next_tag}")
+    again = update(project, next_tag, answers)
+    assert git(project, "status", "--porcelain") == "", again
+
+
+@pytest.mark.slow
+def test_an_owner_change_to_a_line_the_template_changed_is_a_reported_conflict(
+    template_repo: tuple[Path, str], tmp_path: Path
+) -> None:
+    repo, next_tag = template_repo
+    oldest = RELEASES[0]
+    project = copy_at(repo, oldest.version, tmp_path / "service", {})
+    main = project / "app" / "main.py"
+    # v0.2.0 rewrote this line (the API moved to app/api/v1.py).
+    line = "from app.api import router as api_router\n"
+    if line not in main.read_text():
+        pytest.skip("the oldest release no longer has the line this test edits")
+    main.write_text(
+        main.read_text().replace(line, "from app.api import router as public_api\n")
+    )
+    commit(project, "owner renames the router import")
+
+    update(project, next_tag, {})
+
+    assert "app/main.py" in conflicted_files(project)
+    text = main.read_text()
+    assert "from app.api import router as public_api" in text
+    assert "from app.api import v1" in text
+    unmerged = git(project, "ls-files", "--unmerged", "--", "app/main.py")
+    assert unmerged.strip(), "the conflict must show in git status"
+
+
+@pytest.mark.slow
+def test_updating_straight_equals_updating_release_by_release(
+    template_repo: tuple[Path, str], tmp_path: Path
+) -> None:
+    repo, next_tag = template_repo
+    if len(RELEASES) < 2:
+        pytest.skip("needs two recorded releases")
+    answers = ANSWER_SETS["py311-sqlite-proprietary"]
+    straight = copy_at(repo, RELEASES[0].version, tmp_path / "straight", answers)
+    stepwise = copy_at(repo, RELEASES[0].version, tmp_path / "stepwise", answers)
+
+    update(straight, next_tag, answers)
+    for release in [*RELEASES[1:], None]:
+        update(stepwise, release.tag if release else next_tag, answers)
+        commit(stepwise, "step")
+
+    differences = compare(straight, stepwise)
+    assert differences == []
+
+
+def compare(left: Path, right: Path) -> list[str]:
+    """Files that differ between two projects (the answers file's _commit aside)."""
+    names = set()
+    for root in (left, right):
+        names |= {
+            str(p.relative_to(root))
+            for p in root.rglob("*")
+            if p.is_file() and p.relative_to(root).parts[0] not in {".git", ".venv"}
+        }
+    differing = []
+    for name in sorted(names):
+        a, b = left / name, right / name
+        if not (a.exists() and b.exists()):
+            differing.append(name)
+        elif name == ".copier-answers.yml":
+            strip = re.compile(r"^_commit: .*$", re.MULTILINE)
+            if strip.sub("", a.read_text()) != strip.sub("", b.read_text()):
+                differing.append(name)
+        elif not filecmp.cmp(a, b, shallow=False):
+            differing.append(name)
+    return differing

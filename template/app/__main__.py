@@ -26,7 +26,7 @@ def serve(reload: bool) -> None:
         log_config=None,
         access_log=True,
         proxy_headers=True,
-        forwarded_allow_ips=settings.server.forwarded_allow_ips,
+        forwarded_allow_ips=settings.server.trusted_proxies,
         timeout_graceful_shutdown=int(settings.server.graceful_shutdown_timeout),
         server_header=False,
     )

@@ -94,6 +94,7 @@ async def health(request: Request) -> dict[str, Any] | JSONResponse:
         "status": "ok" if all(r.ok for r in results) else "fail",
         "service": settings.service.name,
         "version": settings.service.version,
+        "template": settings.service.template,
         "environment": settings.environment.value,
         "uptime_s": round(time.monotonic() - request.state.started_at, 3),
         "checks": {result.name: result.as_dict() for result in results},

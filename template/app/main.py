@@ -13,7 +13,7 @@ from loguru import logger
 from starlette.middleware.cors import CORSMiddleware
 
 from app import db, migrations
-from app.api import router as api_router
+from app.api import v1
 from app.errors import register_exception_handlers
 from app.health import Check
 from app.health import router as health_router
@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; `settings=None` reads them from the environment."""
     settings = settings or load_settings()
     configure_logging(settings)
+    for old, new in settings.deprecations:
+        logger.warning("{old} is deprecated: rename it to {new}", old=old, new=new)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -33,9 +35,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.database.should_migrate_on_start:
             await asyncio.to_thread(migrations.upgrade, settings.database.url)
         logger.info(
-            "started {service} {version}",
+            "started {service} {version} ({template})",
             service=settings.service.name,
             version=settings.service.version,
+            template=settings.service.template,
         )
         try:
             yield {
@@ -61,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     register_exception_handlers(app)
     app.include_router(health_router)
-    app.include_router(api_router)
+    app.include_router(v1.router)
 
     if settings.cors.origins:
         app.add_middleware(

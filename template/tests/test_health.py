@@ -34,6 +34,7 @@ async def test_health_reports_version_uptime_and_check_latency(
 
     assert body["status"] == "ok"
     assert body["version"]
+    assert body["template"].startswith("prodstarter-fastapi ")
     assert body["uptime_s"] >= 0
     assert body["checks"]["database"]["latency_ms"] >= 0
 

@@ -63,3 +63,19 @@ async def test_lines_inside_a_request_carry_its_id(settings: Settings) -> None:
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     inside = [line for line in lines if line["message"] == "inside"]
     assert [line["request_id"] for line in inside] == ["trace-me-0001"]
+
+
+def test_a_deprecated_variable_is_warned_about_at_start(
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SERVER_FORWARDED_ALLOW_IPS", "10.0.0.1")
+    deprecated = make_settings(settings.database.url, log={"format": "json"})
+
+    create_app(deprecated)
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["message"] for line in lines if line["level"] == "WARNING"] == [
+        "SERVER_FORWARDED_ALLOW_IPS is deprecated: rename it to SERVER_TRUSTED_PROXIES"
+    ]

@@ -142,3 +142,23 @@ def test_the_server_exits_with_one_line_on_a_bad_setting(tmp_path: Path) -> None
     assert result.stderr.strip().splitlines() == [
         "invalid settings: DATABASE_POOL_SIZE: Input should be greater than or equal to 1"
     ]
+
+
+def test_a_renamed_variable_still_works_for_one_release(
+    environ: pytest.MonkeyPatch,
+) -> None:
+    environ.setenv("SERVER_FORWARDED_ALLOW_IPS", "10.0.0.1,10.0.0.2")
+
+    settings = load_settings()
+
+    assert settings.server.trusted_proxies == "10.0.0.1,10.0.0.2"
+    assert settings.deprecations == (
+        ("SERVER_FORWARDED_ALLOW_IPS", "SERVER_TRUSTED_PROXIES"),
+    )
+
+
+def test_the_new_name_wins_over_the_old_one(environ: pytest.MonkeyPatch) -> None:
+    environ.setenv("SERVER_FORWARDED_ALLOW_IPS", "10.0.0.1")
+    environ.setenv("SERVER_TRUSTED_PROXIES", "10.9.9.9")
+
+    assert load_settings().server.trusted_proxies == "10.9.9.9"

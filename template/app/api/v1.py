@@ -1,4 +1,4 @@
-"""Version 1 of the public API. A breaking change gets a new `/api/v2` router."""
+"""Version 1 of the public API (`/api/v1`): include each domain's router here."""
 
 from fastapi import APIRouter
 
