@@ -56,6 +56,9 @@ class Changes:
 
     version: str
     renamed_questions: dict[str, str] = field(default_factory=dict)
+    # Questions this release adds, answered for services made before it (when
+    # the new default would change what an existing service is).
+    added_answers: dict[str, str] = field(default_factory=dict)
     changed_choices: dict[str, dict[str, str]] = field(default_factory=dict)
     moved_files: dict[str, str] = field(default_factory=dict)
     renamed_settings: dict[str, str] = field(default_factory=dict)
@@ -103,6 +106,12 @@ def migrate_answers(text: str, changes: Changes) -> tuple[str, list[str]]:
             rest = f" {values[value]}"
         ending = "\n" if line.endswith("\n") else ""
         out.append(f"{key}:{rest.rstrip(chr(10))}{ending}")
+    for key, value in changes.added_answers.items():
+        if key not in present:
+            if out and not out[-1].endswith("\n"):
+                out[-1] += "\n"
+            out.append(f"{key}: {value}\n")
+            done.append(f"answered the new question {key}: {value}")
     return "".join(out), done
 
 
@@ -129,12 +138,16 @@ def rename_settings(text: str, renames: dict[str, str]) -> str:
     return text
 
 
+SKIPPED_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".mypy_cache"}
+
+
 def matching_files(project: Path, patterns: Sequence[str]) -> Iterator[str]:
     """Project files (relative paths) matching any pattern; `**` spans folders."""
-    for path in sorted(project.rglob("*")):
-        relative = path.relative_to(project).as_posix()
-        if not path.is_file() or relative.startswith((".git/", ".venv/")):
-            continue
+    found = []
+    for root, dirs, files in os.walk(project):
+        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS]
+        found += [(Path(root) / name).relative_to(project).as_posix() for name in files]
+    for relative in sorted(found):
         for pattern in patterns:
             if fnmatch.fnmatchcase(relative, pattern) or (
                 pattern.endswith("/**") and relative.startswith(pattern[:-2])
@@ -147,11 +160,26 @@ def matching_files(project: Path, patterns: Sequence[str]) -> Iterator[str]:
 
 
 def git(
-    project: Path, *args: str, check: bool = True
+    project: Path, *args: str, check: bool = True, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["git", *args], cwd=project, capture_output=True, text=True, check=check
+        ["git", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=check,
+        input=stdin,
     )
+
+
+def mark_unmerged(project: Path, path: str, base: str, ours: str, theirs: str) -> None:
+    """Record a conflict in the index (stages 1-3), as copier does for its own,
+    so `git status` lists the file as unmerged."""
+    entries = [f"0 {'0' * 40}\t{path}"]
+    for stage, text in ((1, base), (2, ours), (3, theirs)):
+        sha = git(project, "hash-object", "-w", "--stdin", stdin=text).stdout.strip()
+        entries.append(f"100644 {sha} {stage}\t{path}")
+    git(project, "update-index", "--index-info", stdin="\n".join(entries) + "\n")
 
 
 def committed(project: Path, path: str) -> str | None:
@@ -258,6 +286,8 @@ def move_files(project: Path, changes: Changes, renders: Renders) -> list[str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(merged)
         (project / old).unlink(missing_ok=True)
+        if conflicted:
+            mark_unmerged(project, new, base or "", ours, theirs)
         edits = "owner edits merged" if ours != base else "no owner edits"
         done.append(
             f"moved {old} to {new} ({edits}{', CONFLICTS' if conflicted else ''})"
@@ -281,13 +311,11 @@ def rename_settings_in_files(
             # the owner's values stay on the renamed lines.
             base = _read(renders.old() / relative) or ""
             theirs = (renders.new() / relative).read_text()
-            result, conflicted = merge(
-                rename_settings(ours, renames), rename_settings(base, renames), theirs
-            )
-            if (
-                not conflicted
-                and git(project, "ls-files", "--unmerged", "--", relative).stdout
-            ):
+            ours, base = rename_settings(ours, renames), rename_settings(base, renames)
+            result, conflicted = merge(ours, base, theirs)
+            if conflicted:
+                mark_unmerged(project, relative, base, ours, theirs)
+            elif git(project, "ls-files", "--unmerged", "--", relative).stdout:
                 git(project, "add", "--", relative)  # copier marked it conflicted
         else:
             result = rename_settings(current, renames)

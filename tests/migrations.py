@@ -49,6 +49,18 @@ def answers_as_of(release: str, answers: dict[str, Any]) -> dict[str, Any]:
         for old, new in changes.renamed_questions.items():
             if new in result:
                 result[old] = result.pop(new)
+        for added in changes.added_answers:
+            result.pop(added, None)
+    return result
+
+
+def answers_after_update(release: str, answers: dict[str, Any]) -> dict[str, Any]:
+    """What a service made at `release` with these answers records after an
+    update to today: questions added since then get the migration's answer."""
+    result = dict(answers)
+    for changes in all_changes():
+        if version_key(changes.version) > version_key(release):
+            result.update(changes.added_answers)
     return result
 
 

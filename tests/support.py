@@ -24,9 +24,16 @@ RELEASES_FILE = ROOT / "tests" / "releases.yml"
 DEFAULTS: dict[str, Any] = {
     "python_version": "3.12",
     "production_database": "postgresql",
+    "broker": "redis",
     "license": "MIT",
 }
 POSTGRES = ("127.0.0.1", 5432)
+# Generated projects' worker tests use their own queue names on these, and
+# delete them afterwards.
+BROKERS = {
+    "redis": (("127.0.0.1", 6379), "redis://127.0.0.1:6379/15"),
+    "rabbitmq": (("127.0.0.1", 5672), "amqp://guest:guest@127.0.0.1:5672/%2F"),
+}
 # Generated projects' tests create (and drop) their own database on this server.
 POSTGRES_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 REQUIRE_ENV = "PRODSTARTER_REQUIRE_SERVICES"
@@ -200,6 +207,12 @@ def run_gates(project: Path, answers: Mapping[str, Any]) -> dict[str, str]:
         if not reachable(POSTGRES):
             missing("PostgreSQL on 127.0.0.1:5432")
         test_env["DATABASE_DSN"] = POSTGRES_DSN
+    broker = answers.get("broker", "none")
+    if broker in BROKERS:
+        address, dsn = BROKERS[broker]
+        if not reachable(address):
+            missing(f"{broker} on {address[0]}:{address[1]}")
+        test_env["TEST_BROKER_DSN"] = dsn
     tests = run(
         ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"],
         project,
@@ -229,4 +242,15 @@ def run_gates(project: Path, answers: Mapping[str, Any]) -> dict[str, str]:
         assert count, postgres.output
         assert int(count.group(1)) >= 10, postgres.output
         outputs["pytest-postgres"] = postgres.output
+    if broker in BROKERS:
+        # The real-broker tests ran in the full run above; count them there.
+        brokered = run(
+            ["uv", "run", "--frozen", "pytest", "-q", "-m", "broker", "--collect-only",
+             "-p", "no:cacheprovider"],
+            project,
+            test_env,
+        ).check()  # fmt: skip
+        collected = re.search(r"(\d+)(?:/\d+)? tests? collected", brokered.output)
+        assert collected, brokered.output
+        assert int(collected.group(1)) >= 5, brokered.output
     return outputs

@@ -68,6 +68,11 @@ def test_copy_renders_the_files_the_answers_call_for(
         .lstrip()
         .startswith(LICENSE_FIRST_LINE[chosen["license"]])
     )
+    worker = chosen["broker"] != "none"
+    for path in ("app/worker/broker.py", "app/publications/tasks.py", "tests/worker"):
+        assert (project / path).exists() is worker, path
+    assert ("dramatiq[" in (project / "pyproject.toml").read_text()) is worker
+    assert ("WORKER_BROKER_DSN" in (project / ".env.example").read_text()) is worker
     postgres = chosen["production_database"] == "postgresql"
     assert (project / "tests" / "test_postgres.py").exists() is postgres
     pyproject = (project / "pyproject.toml").read_text()

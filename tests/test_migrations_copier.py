@@ -546,6 +546,9 @@ def test_a_moved_file_edited_on_the_changed_line_shows_conflict_markers(
     assert (
         done[0] == "moved app/api.py to app/api/v1.py (owner edits merged, CONFLICTS)"
     )
+    # Listed by git as unmerged, like copier's own conflicts.
+    unmerged = git(project, "ls-files", "--unmerged", "--", "app/api/v1.py")
+    assert {line.split()[2] for line in unmerged.splitlines()} == {"1", "2", "3"}
 
 
 def test_a_conflict_copier_marked_on_a_renamed_setting_is_resolved(
@@ -724,3 +727,22 @@ def test_every_migration_script_is_wired_for_both_stages() -> None:
     assert MIGRATION_SCRIPTS
     for script in MIGRATION_SCRIPTS:
         assert {(script, "before"), (script, "after")} <= wired, script
+
+
+def test_a_service_made_before_the_worker_is_answered_broker_none(
+    tmp_path: Path,
+) -> None:
+    v0_3_0: Any = load(MIGRATIONS / "v0_3_0.py")
+    path = tmp_path / ".copier-answers.yml"
+    path.write_text(MIGRATED_ANSWERS)
+
+    first = LIB.before(tmp_path, v0_3_0.CHANGES)
+    once = path.read_text()
+    second = LIB.before(tmp_path, v0_3_0.CHANGES)
+
+    assert once == MIGRATED_ANSWERS + "broker: none\n"
+    assert first == ["answered the new question broker: none"]
+    assert second == []
+    assert path.read_text() == once
+    path.write_text(MIGRATED_ANSWERS + "broker: redis\n")
+    assert LIB.before(tmp_path, v0_3_0.CHANGES) == []

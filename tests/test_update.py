@@ -13,7 +13,12 @@ import pytest
 import yaml
 
 from tests import owner_edits
-from tests.migrations import answers_as_of, migrations_crossed
+from tests.migrations import (
+    answers_after_update,
+    answers_as_of,
+    migrations_crossed,
+    version_key,
+)
 from tests.support import (
     answer_sets,
     effective,
@@ -109,17 +114,46 @@ def test_update_keeps_owner_edits_and_passes_the_gates(
     assert owner_edits.missing_after_update(project) == [], output
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert recorded["_commit"] == next_tag
-    assert {k: recorded[k] for k in answers} == answers  # nothing silently re-defaulted
+    expected = answers_after_update(release.version, answers)
+    assert {k: recorded[k] for k in expected} == expected  # nothing re-defaulted
     ran = MIGRATION_LINE.findall(output)
-    expected = migrations_crossed(release.version, next_tag)
+    crossed = migrations_crossed(release.version, next_tag)
     assert sorted(ran) == sorted(
-        (version, stage) for version in expected for stage in ("before", "after")
+        (version, stage) for version in crossed for stage in ("before", "after")
     ), output
-    run_gates(project, answers)
+    run_gates(project, expected)
 
     commit(project, f"update to {next_tag}")
     again = update(project, next_tag, answers)
     assert git(project, "status", "--porcelain") == "", again
+
+
+@pytest.mark.slow
+def test_a_service_made_before_the_worker_switches_it_on_with_an_update(
+    template_repo: tuple[Path, str], tmp_path: Path
+) -> None:
+    repo, next_tag = template_repo
+    before_worker = [r for r in RELEASES if version_key(r.version) < (0, 3, 0)]
+    if not before_worker:
+        pytest.skip("no recorded release predates the worker")
+    release = before_worker[-1]
+    answers = {"broker": "redis"}
+    project = copy_at(repo, release.version, tmp_path / "service", {})
+    env = env_for(answers)
+
+    plain = run([*RENOVATE, "--vcs-ref", next_tag], project, env).check()
+    assert not (project / "app" / "worker").exists(), plain.output
+    commit(project, "update without the worker")
+    switched = run(
+        [*RENOVATE, "--vcs-ref", next_tag, "--data", "broker=redis"], project, env
+    ).check()
+
+    assert (project / "app" / "worker" / "broker.py").is_file(), switched.output
+    assert (
+        yaml.safe_load((project / ".copier-answers.yml").read_text())["broker"]
+        == "redis"
+    )
+    run_gates(project, answers)
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ def serve(reload: bool) -> None:
         access_log=True,
         proxy_headers=True,
         forwarded_allow_ips=settings.server.trusted_proxies,
-        timeout_graceful_shutdown=int(settings.server.graceful_shutdown_timeout),
+        timeout_graceful_shutdown=settings.server.graceful_shutdown_timeout,
         server_header=False,
     )
 

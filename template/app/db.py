@@ -17,10 +17,9 @@ from app.settings import DatabaseSettings
 def create_engine(settings: DatabaseSettings, application_name: str) -> AsyncEngine:
     """An engine with the pool and timeouts from settings."""
     url = make_url(settings.url)
-    options: dict[str, Any] = {
-        "echo": settings.echo,
-        "pool_pre_ping": settings.pool_pre_ping,
-    }
+    # DATABASE_ECHO works through the sqlalchemy.engine log level (see
+    # app.logging), not `echo=`, which would add a second, non-JSON handler.
+    options: dict[str, Any] = {"pool_pre_ping": settings.pool_pre_ping}
     in_memory = url.get_backend_name() == "sqlite" and url.database in (
         None,
         "",

@@ -10,6 +10,7 @@ from http import HTTPStatus
 from typing import Any
 
 from fastapi import APIRouter, Request
+from loguru import logger
 from starlette.responses import JSONResponse
 
 from app.errors import problem, request_id_of
@@ -49,8 +50,11 @@ async def run_check(check: Check, seconds: float) -> CheckResult:
             await check.run()
     except TimeoutError:
         error: str | None = f"timed out after {seconds:g} s"
+        logger.warning("check {check} timed out", check=check.name)
     except Exception as exc:  # a failing dependency must not fail the probe
-        error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        # The probe is public: name the kind of failure, log the details.
+        error = type(exc).__name__
+        logger.opt(exception=exc).warning("check {check} failed", check=check.name)
     else:
         error = None
     elapsed = (time.perf_counter() - started) * 1000

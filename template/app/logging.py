@@ -44,7 +44,7 @@ class InterceptHandler(logging.Handler):
         ):
             frame = frame.f_back
             depth += 1
-        logger.opt(depth=depth, exception=record.exc_info).log(
+        logger.bind(logger=record.name).opt(depth=depth, exception=record.exc_info).log(
             level, record.getMessage()
         )
 
@@ -57,6 +57,9 @@ class JsonSink:
 
     def __call__(self, message: Message) -> None:
         self._stream.write(render_json(message.record) + "\n")
+        # A container's stdout is a pipe: without a flush, lines wait in the
+        # buffer and are lost if the process is killed.
+        self._stream.flush()
 
 
 def render_json(record: Record) -> str:

@@ -53,5 +53,6 @@ async def test_unreachable_database_fails_ready_but_not_live(tmp_path: Path) -> 
     assert ready.headers["content-type"] == "application/problem+json"
     assert ready.json()["detail"] == "not ready: database failed"
     assert ready.json()["checks"]["database"]["status"] == "fail"
+    assert str(tmp_path) not in ready.text  # no internals in a public probe
     assert live.status_code == 200
     assert health.status_code == 503

@@ -29,6 +29,7 @@ def test_json_lines_carry_the_service_fields(settings: Settings) -> None:
 
     line = json.loads(stream.getvalue().splitlines()[-1])
     assert line["message"] == "from the standard library"
+    assert line["logger"] == "uvicorn.error"
     assert line["service"] == settings.service.name
     assert line["environment"] == "test"
     assert line["version"] == settings.service.version
@@ -37,9 +38,10 @@ def test_json_lines_carry_the_service_fields(settings: Settings) -> None:
 
 def test_text_format_is_used_in_development(settings: Settings) -> None:
     stream = io.StringIO()
-    configure_logging(
-        make_settings(settings.database.url, log={"format": "text"}), stream
+    development = make_settings(
+        settings.database.url, environment="development", log={"format": "auto"}
     )
+    configure_logging(development, stream)
 
     logging.getLogger("alembic").warning("readable")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from httpx import AsyncClient
 
-from app.middleware.request_id import new_request_id
+from app.middleware.request_id import incoming_request_id, new_request_id
 
 pytestmark = pytest.mark.anyio
 
@@ -17,7 +17,7 @@ async def test_a_well_formed_incoming_id_is_returned(client: AsyncClient) -> Non
 
 
 @pytest.mark.parametrize(
-    "bad_id", ["short", "x" * 129, "has space inside", "new\\nline-injection"]
+    "bad_id", ["short", "x" * 129, "has space inside", 'quote"injection-123']
 )
 async def test_a_malformed_incoming_id_is_replaced(
     client: AsyncClient, bad_id: str
@@ -42,3 +42,10 @@ def test_new_ids_are_128_bit_hex() -> None:
 
     assert len(ids) == 1000
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_a_raw_header_with_a_line_break_is_refused() -> None:
+    """httpx cannot send one; a raw ASGI scope can."""
+    scope = {"type": "http", "headers": [(b"x-request-id", b"abc\r\nforged: 1-2345")]}
+
+    assert incoming_request_id(scope) is None

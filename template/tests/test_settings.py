@@ -17,6 +17,7 @@ PRODUCTION = {
     "ENVIRONMENT": "production",
     "SECRET_KEY": STRONG_SECRET,
     "DATABASE_DSN": "sqlite+aiosqlite:////data/app.db",
+    "WORKER_BROKER_DSN": "redis://redis.internal:6379/0",  # ignored without a worker
 }
 
 
@@ -26,7 +27,7 @@ def environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPat
     for name in list(os.environ):
         if name.split("_", 1)[0] in {
             "ENVIRONMENT", "DEBUG", "SECRET", "DATABASE", "LOG", "CORS", "SERVICE",
-            "SERVER", "HEALTH", "DOCS",
+            "SERVER", "HEALTH", "DOCS", "WORKER",
         }:  # fmt: skip
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)

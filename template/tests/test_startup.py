@@ -50,6 +50,7 @@ def test_docs_are_off_in_production_unless_enabled(tmp_path: Path) -> None:
     production = {
         "environment": "production",
         "secret_key": "p" * 40,
+        "worker": {"broker_dsn": "redis://redis.internal:6379/0"},  # if any
     }
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
 

@@ -39,8 +39,6 @@ async def list_items(
 async def update_item(session: AsyncSession, item_id: int, data: ItemUpdate) -> Item:
     item = await get_item(session, item_id)
     changes = data.model_dump(exclude_unset=True)
-    if changes.get("name", "") is None:
-        del changes["name"]
     for field, value in changes.items():
         setattr(item, field, value)
     item.updated_at = utcnow()

@@ -45,7 +45,8 @@ class RequestIdMiddleware:
             return
 
         request_id = incoming_request_id(scope) or new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        # A copy: servers share the lifespan state dict between requests.
+        scope["state"] = {**scope.get("state", {}), "request_id": request_id}
         header = (HEADER, request_id.encode("ascii"))
         response_started = False
 

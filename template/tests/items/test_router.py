@@ -117,3 +117,14 @@ async def test_delete_removes_the_item(
 
     assert deleted.status_code == 204
     assert (await client.get(f"{ITEMS}/{item.id}")).status_code == 404
+
+
+async def test_update_refuses_a_null_name(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    item = await create_item(session)
+
+    response = await client.patch(f"{ITEMS}/{item.id}", json={"name": None})
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body.name"

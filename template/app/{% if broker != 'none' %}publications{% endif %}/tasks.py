@@ -1,0 +1,27 @@
+"""Background tasks of publications."""
+
+from __future__ import annotations
+
+from loguru import logger
+
+from app.publications.models import ItemPublication, utcnow
+from app.worker.idempotency import once
+from app.worker.middleware import sessionmaker
+from app.worker.registry import task
+
+
+@task()
+async def publish_item(item_id: int, request_key: str) -> None:
+    """Publish an item, once per publication request."""
+    key = f"publish-item:{request_key}"
+    async with sessionmaker()() as session, once(session, key) as first:
+        if not first:
+            logger.info("item {item_id} already published", item_id=item_id)
+            return
+        publication = await session.get(ItemPublication, item_id)
+        if publication is None:  # the item was deleted meanwhile
+            return
+        publication.published_at = utcnow()
+        publication.publish_count += 1
+        session.add(publication)
+    logger.info("item {item_id} published", item_id=item_id)

@@ -1,0 +1,24 @@
+"""What each worker process imports: `dramatiq app.worker.entry:broker`.
+
+Building the broker here, at import, is this module's whole purpose (it is
+Dramatiq's entry point); nothing else imports it.
+"""
+
+from dramatiq.middleware.prometheus import Prometheus
+
+from app import models  # noqa: F401 - every table, so foreign keys resolve
+from app.logging import configure_logging
+from app.settings import load_settings
+from app.worker.broker import create_broker
+from app.worker.middleware import Heartbeat, WorkerDatabase
+
+settings = load_settings()
+configure_logging(settings)
+broker = create_broker(
+    settings.worker,
+    extra_middleware=[
+        WorkerDatabase(settings),
+        Heartbeat(settings.worker.health_file, settings.worker.heartbeat_interval),
+        Prometheus(),
+    ],
+)

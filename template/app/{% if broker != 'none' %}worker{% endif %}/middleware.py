@@ -1,0 +1,143 @@
+"""Dramatiq middleware: log lines per message, the worker's database, and
+its heartbeat file."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+from dramatiq.broker import MessageProxy
+from dramatiq.middleware import Middleware
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app import db
+from app.settings import Settings
+from app.worker.loop import event_loop
+
+
+def message_fields(
+    message: dramatiq.Message[Any] | MessageProxy | None,
+) -> dict[str, Any]:
+    """The log fields of a message: id, actor, attempt, enqueuing request."""
+    if message is None:
+        return {}
+    return {
+        "message_id": message.message_id,
+        "actor": message.actor_name,
+        "attempt": message.options.get("retries", 0) + 1,
+        "request_id": message.options.get("request_id") or "-",
+    }
+
+
+class MessageLogging(Middleware):
+    """One line when a message starts, and one when it ends (with duration)."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+
+    def before_process_message(
+        self, broker: dramatiq.Broker, message: MessageProxy
+    ) -> None:
+        self._started[message.message_id] = time.perf_counter()
+        logger.bind(**message_fields(message)).info("task started")
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        started = self._started.pop(message.message_id, time.perf_counter())
+        fields = message_fields(message)
+        fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        if exception is None:
+            logger.bind(**fields).info("task done")
+        else:
+            logger.bind(**fields).opt(exception=exception).warning(
+                "task failed: {error}", error=repr(exception)
+            )
+
+    def after_skip_message(
+        self, broker: dramatiq.Broker, message: MessageProxy
+    ) -> None:
+        self._started.pop(message.message_id, None)
+        logger.bind(**message_fields(message)).warning("task skipped (too old)")
+
+
+_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+
+def sessionmaker() -> async_sessionmaker[AsyncSession]:
+    """The worker's sessionmaker (tasks use it for their database work)."""
+    if _sessionmaker is None:
+        raise RuntimeError("the worker's database is not open: is the worker running?")
+    return _sessionmaker
+
+
+class WorkerDatabase(Middleware):
+    """Open the database on the worker's event loop at boot; close at shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: AsyncEngine | None = None
+
+    def before_worker_boot(
+        self, broker: dramatiq.Broker, worker: dramatiq.Worker
+    ) -> None:
+        # Before the consumers start: a message may arrive at once.
+        global _sessionmaker
+        self.engine = db.create_engine(
+            self.settings.database, f"{self.settings.service.name}-worker"
+        )
+        _sessionmaker = db.create_sessionmaker(self.engine)
+
+    def after_worker_shutdown(
+        self, broker: dramatiq.Broker, worker: dramatiq.Worker
+    ) -> None:
+        # Once running tasks have finished; the event loop is still up (see
+        # create_broker for the order).
+        global _sessionmaker
+        if self.engine is not None:
+            event_loop().run_coroutine(self.engine.dispose())
+        _sessionmaker = None
+
+
+class Heartbeat(Middleware):
+    """Touch a file while the worker runs: `python -m app.worker health` reads it."""
+
+    def __init__(self, path: str, interval: float) -> None:
+        self.path = Path(path)
+        self.interval = interval
+        self._stop = threading.Event()
+
+    def after_worker_boot(
+        self, broker: dramatiq.Broker, worker: dramatiq.Worker
+    ) -> None:
+        self._stop.clear()
+        threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
+
+    def before_worker_shutdown(
+        self, broker: dramatiq.Broker, worker: dramatiq.Worker
+    ) -> None:
+        self._stop.set()
+
+    def _beat(self) -> None:
+        while not self._stop.is_set():
+            self.path.write_text(f"{time.time():.3f}\n")
+            self._stop.wait(self.interval)
+
+
+def is_fresh(path: str, interval: float, now: float | None = None) -> bool:
+    """Whether the heartbeat file was written within three intervals."""
+    try:
+        beat = float(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return (now or time.time()) - beat <= 3 * interval

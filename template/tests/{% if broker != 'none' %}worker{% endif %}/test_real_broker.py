@@ -1,0 +1,283 @@
+"""A real broker and real worker processes: run when TEST_BROKER_DSN names a
+Redis or RabbitMQ server. Each test uses its own queue (and Redis namespace)
+and deletes them afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+import pytest
+
+from app import migrations
+from app.main import create_app
+from app.settings import Settings
+from app.worker.broker import create_broker
+from tests.fixtures.client import client_for
+from tests.fixtures.settings import make_settings
+from tests.worker.tasks import COUNTERS_TABLE
+
+BROKER_DSN = os.environ.get("TEST_BROKER_DSN", "")
+PROJECT = Path(__file__).resolve().parents[2]
+pytestmark = [
+    pytest.mark.broker,
+    pytest.mark.skipif(not BROKER_DSN, reason="TEST_BROKER_DSN names no broker"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Harness:
+    """A queue of our own on the real broker, a SQLite database, workers."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.database = tmp_path / "app.db"
+        self.url = f"sqlite+aiosqlite:///{self.database}"
+        self.queue = f"test-{secrets.token_hex(4)}"
+        self.metrics_port = free_port()
+        self.worker = {
+            "broker_dsn": BROKER_DSN,
+            "queue": self.queue,
+            "namespace": f"test-{secrets.token_hex(4)}",
+            "modules": ["app.publications.tasks", "tests.worker.tasks"],
+            "max_retries": 2,
+            "min_backoff_ms": 100,
+            "max_backoff_ms": 200,
+            "processes": 1,
+            "threads": 2,
+            "shutdown_timeout": 10,
+            "redis_heartbeat_timeout_ms": 2000,
+            "redis_maintenance_chance": 1_000_000,  # every command
+            "metrics_port": self.metrics_port,
+            "health_file": str(tmp_path / "heartbeat"),
+            "heartbeat_interval": 0.2,
+        }
+        self.settings: Settings = make_settings(self.url, worker=self.worker)
+        migrations.upgrade(self.url)
+        with sqlite3.connect(self.database) as connection:
+            connection.execute(COUNTERS_TABLE)
+        self.broker = create_broker(self.settings.worker)
+        self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WORKER_")}
+        env["DATABASE_DSN"] = self.url
+        env["LOG_FORMAT"] = "json"
+        env["LOG_LEVEL"] = "INFO"
+        for key, value in self.worker.items():
+            env[f"WORKER_{key.upper()}"] = (
+                ",".join(value) if isinstance(value, list) else str(value)
+            )
+        return env
+
+    def start_worker(self) -> tuple[subprocess.Popen[bytes], Path]:
+        log = self.tmp_path / f"worker-{len(self.processes)}.log"
+        heartbeat = Path(str(self.worker["health_file"]))
+        heartbeat.unlink(missing_ok=True)
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "app.worker", "run"],
+                cwd=PROJECT, env=self.env(), stdout=output, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self.processes.append((process, log))
+        wait_for(lambda: heartbeat.exists(), 60, lambda: log.read_text())
+        return process, log
+
+    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - this interpreter, this module
+            [sys.executable, "-m", "app.worker", *args],
+            cwd=PROJECT, env=self.env(), capture_output=True, text=True, timeout=120,
+            check=False,
+        )  # fmt: skip
+
+    def hits(self, key: str) -> int:
+        with sqlite3.connect(self.database) as connection:
+            row = connection.execute(
+                "SELECT hits FROM test_counters WHERE key = ?", (key,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        for process, _ in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        delete_queues(self.broker, self.queue)
+        self.broker.close()
+
+
+def delete_queues(broker: dramatiq.Broker, queue: str) -> None:
+    client = getattr(broker, "client", None)
+    if client is not None:
+        namespace = broker.namespace  # type: ignore[attr-defined]
+        for key in client.scan_iter(f"{namespace}:*"):
+            client.delete(key)
+        return
+    channel = broker.channel  # type: ignore[attr-defined]
+    for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+        channel.queue_delete(name)
+
+
+def wait_for(
+    condition: Callable[[], bool], seconds: float, describe: Callable[[], str]
+) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not met within {seconds} s:\n{describe()}")
+
+
+def log_lines(log: Path) -> list[dict[str, Any]]:
+    lines = []
+    for line in log.read_text().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return lines
+
+
+def scrape(port: int) -> str:
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+def logged(log: Path, message: str) -> int:
+    """How many lines of the worker's log start with `message`."""
+    return sum(1 for line in log_lines(log) if line["message"].startswith(message))
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(tmp_path)
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
+@pytest.mark.anyio
+async def test_a_task_enqueued_through_the_api_runs_on_a_worker(
+    harness: Harness,
+) -> None:
+    _, log = harness.start_worker()
+    async with client_for(create_app(harness.settings)) as client:
+        item = (await client.post("/api/v1/items", json={"name": "real"})).json()
+        queued = await client.post(
+            f"/api/v1/items/{item['id']}/publish",
+            headers={"X-Request-ID": "enqueue-request-0001"},
+        )
+        assert queued.status_code == 202
+        ready = await client.get("/ready")
+
+    def published() -> bool:
+        with sqlite3.connect(harness.database) as connection:
+            row = connection.execute(
+                "SELECT publish_count FROM item_publications WHERE item_id = ?",
+                (item["id"],),
+            ).fetchone()
+        return bool(row and row[0] == 1)
+
+    wait_for(published, 30, log.read_text)
+    # The task commits its effect before the worker logs that it is done.
+    wait_for(lambda: logged(log, "task done") > 0, 30, log.read_text)
+    assert ready.json()["checks"]["broker"]["status"] == "ok"
+    done = [line for line in log_lines(log) if line["message"] == "task done"]
+    assert done[0]["message_id"] == queued.json()["message_id"]
+    assert done[0]["request_id"] == "enqueue-request-0001"
+    assert done[0]["attempt"] == 1
+    assert done[0]["actor"].endswith("publish_item")
+    metrics = await asyncio.to_thread(scrape, harness.metrics_port)
+    assert "dramatiq_messages_total" in metrics
+    assert "dramatiq_message_duration_milliseconds" in metrics
+    assert harness.command("health").returncode == 0
+
+
+@pytest.mark.parametrize("phase", ["before_commit", "after_commit"])
+def test_a_killed_worker_s_task_is_redelivered_and_happens_once(
+    harness: Harness, phase: str
+) -> None:
+    process, log = harness.start_worker()
+    key = f"kill-{phase}"
+    sleeps = {"sleep_before": 3.0} if phase == "before_commit" else {"sleep_after": 3.0}
+    harness.broker.get_actor("tests.worker.tasks.count_once").send(key, **sleeps)
+    wait_for(lambda: logged(log, "task started") > 0, 30, log.read_text)
+    if phase == "after_commit":
+        wait_for(lambda: harness.hits(key) == 1, 30, log.read_text)
+
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    _, second_log = harness.start_worker()
+
+    wait_for(lambda: logged(second_log, "task done") > 0, 60, second_log.read_text)
+    assert harness.hits(key) == 1
+
+
+def test_a_failing_task_is_retried_dead_lettered_and_requeued(harness: Harness) -> None:
+    _, log = harness.start_worker()
+    harness.broker.get_actor("tests.worker.tasks.always_fails").send("always")
+
+    def dead_lettered() -> bool:
+        return (
+            "1 dead-lettered message(s)"
+            in harness.command("dead-letters", "list").stdout
+        )
+
+    wait_for(dead_lettered, 60, log.read_text)
+    attempts = [
+        line["attempt"]
+        for line in log_lines(log)
+        if line["message"].startswith("task failed")
+    ]
+    assert attempts == [1, 2, 3]
+    listed = harness.command("dead-letters", "list").stdout
+    assert "always_fails" in listed
+    assert "RuntimeError: always" in listed
+
+    requeued = harness.command("dead-letters", "requeue")
+    assert "requeued 1 message(s)" in requeued.stdout, requeued.stderr
+    wait_for(lambda: logged(log, "task failed") == 6, 60, log.read_text)
+    wait_for(dead_lettered, 60, log.read_text)
+    assert "purged 1 message(s)" in harness.command("dead-letters", "purge").stdout
+    assert "0 dead-lettered" in harness.command("dead-letters", "list").stdout
+
+
+def test_sigterm_mid_task_loses_nothing(harness: Harness) -> None:
+    process, log = harness.start_worker()
+    key = "sigterm"
+    harness.broker.get_actor("tests.worker.tasks.count_once").send(
+        key, sleep_before=2.0
+    )
+    wait_for(lambda: logged(log, "task started") > 0, 30, log.read_text)
+
+    process.send_signal(signal.SIGTERM)  # as Kubernetes does, to the main process
+    code = process.wait(timeout=60)
+
+    assert code == 0, log.read_text()
+    if harness.hits(key) == 0:  # returned to the queue: another worker takes it
+        harness.start_worker()
+        wait_for(lambda: harness.hits(key) == 1, 60, log.read_text)
+    assert harness.hits(key) == 1
