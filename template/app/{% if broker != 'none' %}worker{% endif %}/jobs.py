@@ -18,10 +18,10 @@ class Jobs:
     def __init__(self, broker: dramatiq.Broker, request_id: str | None = None) -> None:
         self.broker = broker
         self.request_id = request_id
-        # RabbitMQ's publisher confirm waits for the server: off the event
+        # A publisher confirm (RabbitMQ) waits for the server: off the event
         # loop. A Redis push (or the stub's) is a short call: in place, which
         # keeps enqueueing close to bare Dramatiq's rate.
-        self._offload = type(broker).__name__ == "RabbitmqBroker"
+        self._offload = bool(getattr(broker, "confirm_delivery", False))
 
     async def send(self, task: TaskFunction, *args: Any, **kwargs: Any) -> str:
         """Send a task; returns the message id. Call it after your commit."""
