@@ -38,11 +38,6 @@ def answers(request: pytest.FixtureRequest) -> dict[str, Any]:
     return chosen
 
 
-@pytest.fixture
-def template_root() -> Path:
-    return ROOT
-
-
 @pytest.fixture(scope="session")
 def template_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A git clone of the template: releases tagged, working tree as the next."""
