@@ -84,6 +84,8 @@ class Harness:
         env["DATABASE_DSN"] = self.url
         env["LOG_FORMAT"] = "json"
         env["LOG_LEVEL"] = "INFO"
+        # Dramatiq's Prometheus files: one folder per test, not one per machine.
+        env["dramatiq_prom_db"] = str(self.tmp_path / "prometheus")
         for key, value in self.worker.items():
             env[f"WORKER_{key.upper()}"] = (
                 ",".join(value) if isinstance(value, list) else str(value)
@@ -161,9 +163,17 @@ def log_lines(log: Path) -> list[dict[str, Any]]:
 
 
 def scrape(port: int) -> str:
+    """The worker's metrics; its exposition server may still be starting."""
     url = f"http://127.0.0.1:{port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return str(response.read().decode())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def logged(log: Path, message: str) -> int:
