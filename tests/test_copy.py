@@ -34,6 +34,13 @@ ALWAYS = [
     "app/main.py",
     "app/settings.py",
     "app/items/router.py",
+    "app/metrics.py",
+    "app/telemetry.py",
+    "app/middleware/observability.py",
+    "benchmarks/overhead.py",
+    "ops/otel-collector.yaml",
+    "ops/grafana/service.json",
+    "ops/prometheus/alerts.yml",
     "migrations/env.py",
     "tests/conftest.py",
 ]
@@ -69,7 +76,13 @@ def test_copy_renders_the_files_the_answers_call_for(
         .startswith(LICENSE_FIRST_LINE[chosen["license"]])
     )
     worker = chosen["broker"] != "none"
-    for path in ("app/worker/broker.py", "app/publications/tasks.py", "tests/worker"):
+    for path in (
+        "app/worker/broker.py",
+        "app/publications/tasks.py",
+        "tests/worker",
+        "ops/grafana/worker.json",
+        "ops/prometheus/worker-alerts.yml",
+    ):
         assert (project / path).exists() is worker, path
     assert ("dramatiq[" in (project / "pyproject.toml").read_text()) is worker
     assert ("WORKER_BROKER_DSN" in (project / ".env.example").read_text()) is worker

@@ -4,7 +4,10 @@ applies database migrations."""
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
@@ -13,9 +16,33 @@ from app.logging import configure_logging
 from app.settings import load_settings
 
 
+def share_metrics_between_processes() -> None:
+    """Point prometheus-client at an empty folder, before anything imports it.
+
+    Each server process writes its metrics there; a scrape adds them up.
+    """
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or ""
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        # Files left by an earlier run would be counted again.
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+    else:
+        folder = tempfile.mkdtemp(prefix="prometheus-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+
+
 def serve(reload: bool) -> None:
     settings = load_settings()
     configure_logging(settings)
+    if reload or settings.server.workers > 1:
+        share_metrics_between_processes()
+    if settings.metrics.enabled and settings.metrics.port is not None:
+        from app.metrics import start_metrics_server
+
+        start_metrics_server(
+            settings.server.host, settings.metrics.port, settings.metrics.token
+        )
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -24,7 +51,8 @@ def serve(reload: bool) -> None:
         workers=None if reload else settings.server.workers,
         reload=reload,
         log_config=None,
-        access_log=True,
+        # app.middleware.observability writes the access lines.
+        access_log=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.server.trusted_proxies,
         timeout_graceful_shutdown=settings.server.graceful_shutdown_timeout,

@@ -4,7 +4,7 @@ problem+json (`application/problem+json`) carrying the request id."""
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -20,6 +20,7 @@ class AppError(Exception):
 
     status: int = HTTPStatus.INTERNAL_SERVER_ERROR
     title: str = "Internal Server Error"
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -35,6 +36,12 @@ class NotFound(AppError):
 class Conflict(AppError):
     status = HTTPStatus.CONFLICT
     title = "Conflict"
+
+
+class NotAuthenticated(AppError):
+    status = HTTPStatus.UNAUTHORIZED
+    title = "Unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
 
 
 class PermissionDenied(AppError):
@@ -103,6 +110,7 @@ def register_exception_handlers(app: FastAPI) -> None:
             title=exc.title,
             request_id=request_id_of(request),
             instance=request.url.path,
+            headers=dict(exc.headers) or None,
             **jsonable_encoder(exc.extra),
         )
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from loguru import logger
 from starlette.responses import JSONResponse
 
+from app import metrics
 from app.errors import problem, request_id_of
 
 router = APIRouter(tags=["probes"])
@@ -64,7 +65,9 @@ async def run_check(check: Check, seconds: float) -> CheckResult:
 async def run_checks(request: Request) -> list[CheckResult]:
     checks: list[Check] = request.state.checks
     seconds: float = request.state.settings.health.check_timeout
-    return list(await asyncio.gather(*(run_check(c, seconds) for c in checks)))
+    results = list(await asyncio.gather(*(run_check(c, seconds) for c in checks)))
+    metrics.record_checks((result.name, result.ok) for result in results)
+    return results
 
 
 @router.get("/live")

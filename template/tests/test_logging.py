@@ -7,6 +7,7 @@ import json
 import logging
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.logging import configure_logging
 from app.main import create_app
@@ -81,3 +82,62 @@ def test_a_deprecated_variable_is_warned_about_at_start(
     assert [line["message"] for line in lines if line["level"] == "WARNING"] == [
         "SERVER_FORWARDED_ALLOW_IPS is deprecated: rename it to SERVER_TRUSTED_PROXIES"
     ]
+
+
+def access_lines(output: str) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return [line for line in lines if line["logger"] == "access"]
+
+
+async def test_each_request_writes_one_access_line(
+    settings: Settings, engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(json_settings(settings))
+    async with client_for(app) as client:
+        response = await client.get("/api/v1/items/424242")
+        for probe in ("/live", "/ready", "/health", "/metrics"):
+            await client.get(probe)
+
+    [line] = access_lines(capsys.readouterr().out)
+    assert line["request_id"] == response.headers["x-request-id"]
+    assert line["method"] == "GET"
+    assert line["path"] == "/api/v1/items/424242"
+    assert line["route"] == "/api/v1/items/{item_id}"
+    assert line["status"] == 404
+    assert isinstance(line["duration_ms"], float)
+    assert line["service"] == settings.service.name
+    assert "trace_id" not in line  # tracing is off
+
+
+async def test_access_lines_can_be_turned_off(
+    settings: Settings, engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = make_settings(
+        settings.database.url, log={"format": "json", "level": "INFO", "access": False}
+    )
+    async with client_for(create_app(quiet)) as client:
+        await client.get("/api/v1/items")
+
+    assert access_lines(capsys.readouterr().out) == []
+
+
+async def test_uvicorn_access_lines_are_not_written_twice(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(json_settings(settings))
+
+    logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET / HTTP/1.1" 200')
+
+    assert "uvicorn.access" not in capsys.readouterr().out
+
+
+async def test_text_access_lines_carry_the_request_id(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = make_settings(settings.database.url, log={"format": "text", "level": "INFO"})
+    async with client_for(create_app(text)) as client:
+        response = await client.get("/no/such/page")
+
+    output = capsys.readouterr().out.splitlines()
+    [line] = [line for line in output if "GET /no/such/page 404" in line]
+    assert response.headers["x-request-id"] in line

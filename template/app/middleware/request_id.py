@@ -1,20 +1,18 @@
 """Request ids: accept a well-formed incoming X-Request-ID or make one.
 
-The id is returned in the response, bound to every log line written while the
-request runs, and kept in `scope["state"]` for the error handlers. Unhandled
-exceptions are caught here, logged once with the id, and answered with a
-problem+json 500 that reveals nothing internal.
+`ObservabilityMiddleware` (app.middleware.observability) applies them: the id
+is returned in the response, bound to every log line written while the
+request runs, and kept in `scope["state"]` for the error handlers.
 """
 
 from __future__ import annotations
 
 import random
 import re
+import warnings
+from typing import Any
 
-from loguru import logger
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from app.errors import internal_error_response
+from starlette.types import Scope
 
 HEADER = b"x-request-id"
 VALID_ID = re.compile(rb"[A-Za-z0-9._:-]{8,128}")
@@ -33,36 +31,16 @@ def incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-class RequestIdMiddleware:
-    """Pure ASGI middleware; non-HTTP scopes pass straight through."""
+def __getattr__(name: str) -> Any:
+    # Renamed in template release 0.4.0; the old name works for one release.
+    if name == "RequestIdMiddleware":
+        warnings.warn(
+            "app.middleware.request_id.RequestIdMiddleware is now"
+            " app.middleware.observability.ObservabilityMiddleware",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from app.middleware.observability import ObservabilityMiddleware
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        request_id = incoming_request_id(scope) or new_request_id()
-        # A copy: servers share the lifespan state dict between requests.
-        scope["state"] = {**scope.get("state", {}), "request_id": request_id}
-        header = (HEADER, request_id.encode("ascii"))
-        response_started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        with logger.contextualize(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_id)
-            except Exception:
-                logger.exception("unhandled error in {path}", path=scope["path"])
-                if response_started:
-                    raise
-                response = internal_error_response(request_id)
-                await response(scope, receive, send_with_id)
+        return ObservabilityMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,15 +20,18 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 from loguru import logger
+from opentelemetry import context as otel_context
 
 from app.worker import registry
 from app.worker.loop import event_loop
-from app.worker.middleware import MessageLogging, message_fields
+from app.worker.middleware import MessageLogging, TaskTracing, message_fields
 from app.worker.settings import WorkerSettings
 
 
 def create_broker(
-    settings: WorkerSettings, extra_middleware: Sequence[Middleware] = ()
+    settings: WorkerSettings,
+    extra_middleware: Sequence[Middleware] = (),
+    tracing: TaskTracing | None = None,
 ) -> dramatiq.Broker:
     """A broker for these settings, with every registered task declared."""
     middleware: list[Middleware] = [
@@ -44,6 +47,8 @@ def create_broker(
         ),
         CurrentMessage(),
         AsyncIO(),
+        # Before MessageLogging: its lines carry the task span's ids.
+        tracing or TaskTracing(),
         MessageLogging(),
         # After AsyncIO: Dramatiq runs "after" hooks in reverse order, so their
         # after_worker_shutdown still has the event loop.
@@ -80,16 +85,22 @@ def _run_on_event_loop(function: registry.TaskFunction) -> Callable[..., Any]:
 
     Dramatiq calls actors on worker threads and runs coroutines on a separate
     event-loop thread, where context variables set by middleware are not
-    visible; so the message's log fields travel with the coroutine.
+    visible; so the message's log fields and trace context travel with the
+    coroutine.
     """
 
     @functools.wraps(function)
     def run(*args: Any, **kwargs: Any) -> Any:
         fields = message_fields(CurrentMessage.get_current_message())
+        trace_context = otel_context.get_current()
 
         async def with_context() -> Any:
-            with logger.contextualize(**fields):
-                return await function(*args, **kwargs)
+            token = otel_context.attach(trace_context)
+            try:
+                with logger.contextualize(**fields):
+                    return await function(*args, **kwargs)
+            finally:
+                otel_context.detach(token)
 
         return event_loop().run_coroutine(with_context())
 

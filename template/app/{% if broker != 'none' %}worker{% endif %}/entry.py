@@ -9,8 +9,9 @@ from dramatiq.middleware.prometheus import Prometheus
 from app import models  # noqa: F401 - every table, so foreign keys resolve
 from app.logging import configure_logging
 from app.settings import load_settings
+from app.telemetry import Tracing
 from app.worker.broker import create_broker
-from app.worker.middleware import Heartbeat, WorkerDatabase
+from app.worker.middleware import Heartbeat, TaskTracing, WorkerDatabase
 
 settings = load_settings()
 configure_logging(settings)
@@ -21,4 +22,5 @@ broker = create_broker(
         Heartbeat(settings.worker.health_file, settings.worker.heartbeat_interval),
         Prometheus(),
     ],
+    tracing=TaskTracing(Tracing(settings) if settings.otel.enabled else None),
 )

@@ -8,6 +8,7 @@ import anyio
 import dramatiq
 from fastapi import Depends, Request
 
+from app import telemetry
 from app.errors import ServiceUnavailable, request_id_of
 from app.worker.registry import TaskFunction, task_name
 
@@ -26,11 +27,13 @@ class Jobs:
     async def send(self, task: TaskFunction, *args: Any, **kwargs: Any) -> str:
         """Send a task; returns the message id. Call it after your commit."""
         actor = self.broker.get_actor(task_name(task))
+        options: dict[str, Any] = {"request_id": self.request_id}
+        # The task's span continues the request's trace (app.worker.middleware).
+        if trace_context := telemetry.inject():
+            options["trace_context"] = trace_context
 
         def send() -> dramatiq.Message[Any]:
-            return actor.send_with_options(
-                args=args, kwargs=kwargs, request_id=self.request_id
-            )
+            return actor.send_with_options(args=args, kwargs=kwargs, **options)
 
         try:
             message = await anyio.to_thread.run_sync(send) if self._offload else send()

@@ -1,10 +1,11 @@
-"""Dramatiq middleware: log lines per message, the worker's database, and
-its heartbeat file."""
+"""Dramatiq middleware: a trace span and log lines per message, the worker's
+database, and its heartbeat file."""
 
 from __future__ import annotations
 
 import threading
 import time
+from contextvars import Token
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,13 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 from loguru import logger
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app import db
+from app import db, telemetry
 from app.settings import Settings
 from app.worker.loop import event_loop
 
@@ -32,6 +36,73 @@ def message_fields(
         "attempt": message.options.get("retries", 0) + 1,
         "request_id": message.options.get("request_id") or "-",
     }
+
+
+class TaskTracing(Middleware):
+    """A consumer span per message, continuing the trace of the request that
+    enqueued it; `tracing` (the worker's own provider) is flushed at shutdown.
+    """
+
+    def __init__(self, tracing: telemetry.Tracing | None = None) -> None:
+        self.tracing = tracing
+        self._open: dict[str, tuple[trace.Span, Token[otel_context.Context]]] = {}
+
+    def before_worker_boot(
+        self, broker: dramatiq.Broker, worker: dramatiq.Worker
+    ) -> None:
+        # Before WorkerDatabase's: its engine is instrumented when it opens.
+        if self.tracing is not None:
+            self.tracing.start()
+
+    def before_process_message(
+        self, broker: dramatiq.Broker, message: MessageProxy
+    ) -> None:
+        parent = telemetry.extract(message.options.get("trace_context"))
+        span = telemetry.tracer(__name__).start_span(
+            f"task {message.actor_name}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "dramatiq",
+                "messaging.destination.name": message.queue_name,
+                "messaging.message.id": message.message_id,
+                "messaging.operation.type": "process",
+            },
+        )
+        if not span.get_span_context().is_valid:
+            # Tracing is off here: keep the producer's ids for the log lines.
+            span = trace.get_current_span(parent)
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        self._open[message.message_id] = (span, token)
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        opened = self._open.pop(message.message_id, None)
+        if opened is None:
+            return
+        span, token = opened
+        if exception is not None and span.is_recording():
+            span.record_exception(exception)
+            span.set_status(trace.StatusCode.ERROR, type(exception).__name__)
+        span.end()
+        otel_context.detach(token)
+
+    def after_skip_message(
+        self, broker: dramatiq.Broker, message: MessageProxy
+    ) -> None:
+        self.after_process_message(broker, message)
+
+    def after_worker_shutdown(
+        self, broker: dramatiq.Broker, worker: dramatiq.Worker
+    ) -> None:
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
 
 class MessageLogging(Middleware):
@@ -96,6 +167,7 @@ class WorkerDatabase(Middleware):
         self.engine = db.create_engine(
             self.settings.database, f"{self.settings.service.name}-worker"
         )
+        telemetry.instrument_engine(self.engine)
         _sessionmaker = db.create_sessionmaker(self.engine)
 
     def after_worker_shutdown(

@@ -3,13 +3,17 @@ place in the app's lifespan."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import dramatiq
+from dramatiq.middleware.prometheus import Prometheus
 from loguru import logger
+from prometheus_client import REGISTRY
+from prometheus_client.metrics_core import Metric
 
 from app.health import Check
 from app.settings import Settings
@@ -18,12 +22,70 @@ from app.worker.jobs import ping
 from app.worker.middleware import WorkerDatabase
 
 
+class InProcessMetrics(Prometheus):
+    """Dramatiq's metrics (`dramatiq_messages_total`, ...) for the in-process
+    worker, served by the API's /metrics.
+
+    Dramatiq's middleware keeps them in a registry of its own and serves them
+    from a forked process on WORKER_METRICS_PORT, which suits `python -m
+    app.worker run`, not a worker inside the API.
+    """
+
+    @property
+    def forks(self) -> list[Any]:
+        return []
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        # Dramatiq's version also switches the process to multiprocess
+        # metrics through the environment; the API decides that itself.
+        saved = {
+            name: os.environ.get(name)
+            for name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+        }
+        super().after_process_boot(broker)  # type: ignore[no-untyped-call]
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        IN_PROCESS_WORKERS.running.append(self)
+
+    def after_worker_shutdown(
+        self, broker: dramatiq.Broker, worker: dramatiq.Worker
+    ) -> None:
+        if self in IN_PROCESS_WORKERS.running:
+            IN_PROCESS_WORKERS.running.remove(self)
+
+
+class _InProcessWorkers:
+    """The metrics of the in-process workers now running."""
+
+    def __init__(self) -> None:
+        self.running: list[InProcessMetrics] = []
+
+    def collect(self) -> Iterator[Metric]:
+        for middleware in list(self.running):
+            for name in (
+                "total_messages",
+                "total_errored_messages",
+                "total_retried_messages",
+                "total_rejected_messages",
+                "inprogress_messages",
+                "message_durations",
+            ):
+                yield from getattr(middleware, name).collect()
+
+
+IN_PROCESS_WORKERS = _InProcessWorkers()
+REGISTRY.register(IN_PROCESS_WORKERS)
+
+
 @asynccontextmanager
 async def broker_lifespan(settings: Settings) -> AsyncIterator[dict[str, Any]]:
     """Open the broker; on the stub broker, also run a worker in this process."""
     worker_settings = settings.worker
     in_process = worker_settings.uses_stub
-    extra = [WorkerDatabase(settings)] if in_process else []
+    extra = [WorkerDatabase(settings), InProcessMetrics()] if in_process else []
     broker = create_broker(worker_settings, extra_middleware=extra)
     worker: dramatiq.Worker | None = None
     if in_process:

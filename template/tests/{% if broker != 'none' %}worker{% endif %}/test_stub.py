@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from httpx import AsyncClient
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -23,6 +25,7 @@ from app.worker import dead_letters
 from app.worker.jobs import Jobs
 from app.worker.registry import task_name
 from tests.fixtures.client import client_and_state, client_for
+from tests.fixtures.otlp import http_collector
 from tests.fixtures.settings import make_settings
 from tests.worker.tasks import always_fails
 
@@ -208,3 +211,56 @@ def test_production_refuses_the_stub_broker() -> None:
 def test_broker_dsn_schemes_are_checked() -> None:
     with pytest.raises(ValidationError, match="must start with redis://"):
         make_settings("sqlite+aiosqlite:///x.db", worker={"broker_dsn": "kafka://x"})
+
+
+async def test_the_in_process_worker_reports_dramatiq_metrics(
+    running: tuple[AsyncClient, dramatiq.Broker],
+) -> None:
+    client, _ = running
+    item = (await client.post("/api/v1/items", json={"name": "counted"})).json()
+    await client.post(f"/api/v1/items/{item['id']}/publish")
+
+    async def counted() -> bool:
+        metrics = (await client.get("/metrics")).text
+        line = "dramatiq_messages_total{" + f'actor_name="{task_name(publish_item)}"'
+        return any(
+            row.startswith(line) and float(row.rsplit(" ", 1)[1]) >= 1
+            for row in metrics.splitlines()
+        )
+
+    await eventually(counted)
+
+
+async def test_a_task_continues_the_trace_of_the_request_that_sent_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    with http_collector() as (endpoint, received):
+        settings = make_settings(
+            url,
+            database={"dsn": url, "migrate_on_start": True},
+            worker={"modules": TEST_MODULES, **FAST_RETRIES},
+            otel={"exporter_otlp_endpoint": endpoint, "traces_sampler_arg": 1.0},
+            log={"format": "json", "level": "INFO"},
+        )
+        async with client_for(create_app(settings)) as client:
+            item = (await client.post("/api/v1/items", json={"name": "t"})).json()
+            await client.post(f"/api/v1/items/{item['id']}/publish")
+
+            async def published() -> bool:
+                body = await publication(client, item["id"])
+                return body["published_at"] is not None
+
+            await eventually(published)
+
+        [request] = received.named("POST /api/v1/items/{item_id}/publish")
+        [task] = received.named(f"task {task_name(publish_item)}")
+
+    assert task.trace_id == request.trace_id
+    assert task.kind == Span.SPAN_KIND_CONSUMER
+    in_task = [s for s in received.spans if s.parent_span_id == task.span_id]
+    assert in_task, "the task's queries are its children"
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    done = [line for line in lines if line["message"] == "task done"]
+    assert [line["trace_id"] for line in done] == [request.trace_id.hex()]
+    assert done[0]["span_id"] == task.span_id.hex()
