@@ -27,6 +27,7 @@ from app.main import create_app
 from app.settings import Settings
 from app.worker.broker import create_broker
 from tests.fixtures.client import client_for
+from tests.fixtures.otlp import http_collector
 from tests.fixtures.settings import make_settings
 from tests.worker.tasks import COUNTERS_TABLE
 
@@ -78,6 +79,7 @@ class Harness:
             connection.execute(COUNTERS_TABLE)
         self.broker = create_broker(self.settings.worker)
         self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+        self.extra_env: dict[str, str] = {}
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WORKER_")}
@@ -90,7 +92,7 @@ class Harness:
             env[f"WORKER_{key.upper()}"] = (
                 ",".join(value) if isinstance(value, list) else str(value)
             )
-        return env
+        return env | self.extra_env
 
     def start_worker(self) -> tuple[subprocess.Popen[bytes], Path]:
         log = self.tmp_path / f"worker-{len(self.processes)}.log"
@@ -225,6 +227,36 @@ async def test_a_task_enqueued_through_the_api_runs_on_a_worker(
     assert "dramatiq_messages_total" in metrics
     assert "dramatiq_message_duration_milliseconds" in metrics
     assert harness.command("health").returncode == 0
+
+
+@pytest.mark.anyio
+async def test_the_worker_process_traces_the_task_in_the_request_s_trace(
+    harness: Harness,
+) -> None:
+    with http_collector() as (endpoint, received):
+        otel = {"exporter_otlp_endpoint": endpoint, "traces_sampler_arg": 1.0}
+        harness.extra_env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_TRACES_SAMPLER_ARG": "1.0",
+        }
+        process, log = harness.start_worker()
+        settings = make_settings(harness.url, worker=harness.worker, otel=otel)
+        async with client_for(create_app(settings)) as client:
+            item = (await client.post("/api/v1/items", json={"name": "t"})).json()
+            await client.post(f"/api/v1/items/{item['id']}/publish")
+        wait_for(lambda: logged(log, "task done") > 0, 30, log.read_text)
+        # The worker exports its buffered spans when it stops.
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+        [request] = received.named("POST /api/v1/items/{item_id}/publish")
+        tasks = [s for s in received.spans if s.name.startswith("task ")]
+
+    assert [task.trace_id for task in tasks] == [request.trace_id], log.read_text()
+    statements = [s for s in received.spans if s.parent_span_id == tasks[0].span_id]
+    assert statements, "the task's queries are spans of the worker too"
+    done = [line for line in log_lines(log) if line["message"] == "task done"]
+    assert done[0]["trace_id"] == request.trace_id.hex()
 
 
 @pytest.mark.parametrize("phase", ["before_commit", "after_commit"])
