@@ -243,8 +243,20 @@ def test_several_server_processes_report_together(tmp_path: Path) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "app", "serve"], env=env, cwd=Path.cwd()
     )
+    folder = tmp_path / "metrics"
+
+    def live_gauge_files() -> int:
+        return len(list(folder.glob("gauge_livesum_*.db")))
+
     try:
         wait_for(f"http://127.0.0.1:{port}/live")
+        # One file each for the two server processes and the process serving
+        # METRICS_PORT, once all three have imported app.metrics (the second
+        # server process may still be starting when the first answers).
+        deadline = time.monotonic() + 60
+        while live_gauge_files() < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert live_gauge_files() == 3, "each process writes its own files"
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             for _ in range(40):
                 # A new connection each time, so both processes take some.
@@ -254,8 +266,6 @@ def test_several_server_processes_report_together(tmp_path: Path) -> None:
         exposition = httpx.get(
             metrics_url, headers={"Authorization": "Bearer scrape-token-123"}
         ).text
-        folder = tmp_path / "metrics"
-        live_gauges = {path.name for path in folder.glob("gauge_livesum_*.db")}
     finally:
         server.terminate()
         server.wait(30)
@@ -264,9 +274,6 @@ def test_several_server_processes_report_together(tmp_path: Path) -> None:
     labels = {"method": "GET", "route": "/docs", "status": "2xx"}
     assert sample(exposition, "http_requests_total", **labels) == 40
     assert not (folder / "counter_999.db").exists(), "an earlier run's files go"
-    # One file each for the two server processes and the process serving
-    # METRICS_PORT.
-    assert len(live_gauges) == 3
 
 
 def test_serve_prepares_the_multiprocess_folder(
