@@ -112,9 +112,7 @@ def create_exporter(settings: OtelSettings) -> SpanExporter:
 class Tracing:
     """The tracer provider of one app (or worker) and what it instruments."""
 
-    def __init__(
-        self, settings: Settings, exporter: SpanExporter | None = None
-    ) -> None:
+    def __init__(self, settings: Settings) -> None:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
@@ -133,7 +131,7 @@ class Tracing:
             sampler=ParentBased(TraceIdRatioBased(self.ratio)),
             id_generator=gate_id_generator(),
         )
-        self.exporter = exporter or create_exporter(otel)
+        self.exporter = create_exporter(otel)
         propagators = os.environ.get("OTEL_PROPAGATORS")
         self.gate_is_exact = propagators is None or set(
             p.strip() for p in propagators.split(",")
@@ -242,14 +240,6 @@ def tracer(name: str) -> trace.Tracer:
     return provider.get_tracer(name) if provider else trace.NoOpTracer()
 
 
-def current_ids() -> tuple[str, str] | None:
-    """The (trace id, span id) in hex of the current span, if there is one."""
-    span_context = trace.get_current_span().get_span_context()
-    if not span_context.is_valid:
-        return None
-    return f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
-
-
 class NeedsInstrumentation(Exception):
     """The request's trace context is one only the instrumentation can read."""
 
@@ -314,9 +304,9 @@ class SamplingGate:
             otel_context.detach(attached)
 
 
-def record_exception(error: BaseException) -> None:
-    """Mark the current span failed (the app's error handler ate the error)."""
-    span = trace.get_current_span()
+def record_exception(error: BaseException, span: trace.Span | None = None) -> None:
+    """Mark the span (by default the current one) failed with this error."""
+    span = span or trace.get_current_span()
     if span.is_recording():
         span.record_exception(error)
         span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__name__))

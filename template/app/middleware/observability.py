@@ -15,18 +15,13 @@ from __future__ import annotations
 import time
 
 from loguru import logger
-from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import internal_error_response
 from app.logging import AccessLog
 from app.metrics import IN_PROGRESS, RequestMetrics
 from app.middleware.request_id import HEADER, incoming_request_id, new_request_id
-from app.telemetry import UNTRACED_PATHS
-
-# Probes and the metrics endpoint: answered, but neither counted, logged nor
-# traced.
-QUIET_PATHS = UNTRACED_PATHS
+from app.telemetry import UNTRACED_PATHS, record_exception
 
 
 class ObservabilityMiddleware:
@@ -59,7 +54,8 @@ class ObservabilityMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        quiet = scope["path"] in QUIET_PATHS
+        # Probes and /metrics: answered, but neither counted, logged nor traced.
+        quiet = scope["path"] in UNTRACED_PATHS
         if not quiet:
             IN_PROGRESS.inc()
         try:
@@ -68,10 +64,7 @@ class ObservabilityMiddleware:
                     await self.app(scope, receive, send_with_id)
                 except Exception as error:
                     logger.exception("unhandled error in {path}", path=scope["path"])
-                    span = trace.get_current_span()
-                    if span.is_recording():
-                        span.record_exception(error)
-                        span.set_status(trace.StatusCode.ERROR, type(error).__name__)
+                    record_exception(error)
                     if response_started:
                         raise
                     response = internal_error_response(request_id)

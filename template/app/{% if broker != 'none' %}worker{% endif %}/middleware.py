@@ -87,9 +87,8 @@ class TaskTracing(Middleware):
         if opened is None:
             return
         span, token = opened
-        if exception is not None and span.is_recording():
-            span.record_exception(exception)
-            span.set_status(trace.StatusCode.ERROR, type(exception).__name__)
+        if exception is not None:
+            telemetry.record_exception(exception, span)
         span.end()
         otel_context.detach(token)
 
