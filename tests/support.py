@@ -25,9 +25,14 @@ DEFAULTS: dict[str, Any] = {
     "python_version": "3.12",
     "production_database": "postgresql",
     "broker": "redis",
+    "auth": "jwt",
+    "feature_flags": "none",
     "license": "MIT",
 }
 POSTGRES = ("127.0.0.1", 5432)
+REDIS = ("127.0.0.1", 6379)
+# Shared rate limits in the generated tests (keys prefixed per test run).
+REDIS_DSN = "redis://127.0.0.1:6379/14"
 # Generated projects' worker tests use their own queue names on these, and
 # delete them afterwards.
 BROKERS = {
@@ -37,6 +42,7 @@ BROKERS = {
 # Generated projects' tests create (and drop) their own database on this server.
 POSTGRES_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 REQUIRE_ENV = "PRODSTARTER_REQUIRE_SERVICES"
+UNTRACKED = {".git", ".venv", "__pycache__", ".mypy_cache", ".ruff_cache", "var"}
 
 
 def answer_sets() -> dict[str, dict[str, Any]]:
@@ -201,15 +207,34 @@ def run_gates(project: Path, answers: Mapping[str, Any]) -> dict[str, str]:
         ("isort", ["uv", "run", "--frozen", "isort", "--check-only", "."]),
         ("ruff", ["uv", "run", "--frozen", "ruff", "check", "."]),
         ("mypy", ["uv", "run", "--frozen", "mypy"]),
-    ]
+        ("bandit", ["uv", "run", "--frozen", "bandit", "-q", "-c", "pyproject.toml",
+                    "-r", "app"]),
+    ]  # fmt: skip
     for name, args in gates:
         outputs[name] = run(args, project, env).check().output
+    # Every file an owner would commit (uv.lock is all hashes).
+    tracked = [
+        str(path.relative_to(project))
+        for path in sorted(project.rglob("*"))
+        if path.is_file()
+        and path.name != "uv.lock"
+        and not set(path.relative_to(project).parts) & UNTRACKED
+    ]
+    outputs["detect-secrets"] = run(
+        ["uv", "run", "--frozen", "detect-secrets-hook", "--baseline",
+         ".secrets.baseline", *tracked],
+        project,
+        env,
+    ).check().output  # fmt: skip
 
     test_env = dict(env)
     if answers["production_database"] == "postgresql":
         if not reachable(POSTGRES):
             missing("PostgreSQL on 127.0.0.1:5432")
         test_env["DATABASE_DSN"] = POSTGRES_DSN
+    if not reachable(REDIS):
+        missing("Redis on 127.0.0.1:6379")
+    test_env["TEST_REDIS_DSN"] = REDIS_DSN
     broker = answers.get("broker", "none")
     if broker in BROKERS:
         address, dsn = BROKERS[broker]

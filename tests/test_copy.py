@@ -37,6 +37,15 @@ ALWAYS = [
     "app/metrics.py",
     "app/telemetry.py",
     "app/middleware/observability.py",
+    "app/middleware/security.py",
+    "app/auth.py",
+    "app/ratelimit.py",
+    "app/clients.py",
+    "SECURITY.md",
+    ".secrets.baseline",
+    ".github/workflows/security.yml",
+    "tests/test_auth.py",
+    "tests/test_api_fuzz.py",
     "benchmarks/overhead.py",
     "ops/otel-collector.yaml",
     "ops/grafana/service.json",
@@ -93,6 +102,13 @@ def test_copy_renders_the_files_the_answers_call_for(
     assert (
         "postgresql+asyncpg://" in (project / ".env.example").read_text()
     ) is postgres
+    flags = chosen["feature_flags"] == "openfeature"
+    for path in ("app/flags.py", "app/items/summary.py", "tests/test_flags.py"):
+        assert (project / path).exists() is flags, path
+    assert ('"openfeature-sdk>=' in pyproject) is flags
+    settings = (project / "app" / "settings.py").read_text()
+    assert f'= "{chosen["auth"]}"' in settings
+    assert f"AUTH_MODE={chosen['auth']}\n" in (project / ".env.example").read_text()
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert {k: recorded[k] for k in answers} == answers
     assert "_commit" in recorded
@@ -142,7 +158,8 @@ def test_pre_commit_hooks_run_offline_from_the_lock(copie: Any) -> None:
     (project / "NOTES.md").write_text(
         "<<<<<<< HEAD\nmine\n=======\ntheirs\n>>>>>>> main\n"
     )
-    git(project, "add", "NOTES.md")
+    (project / "app" / "leak.py").write_text('PASSWORD = "hunter2-very-secret-Xy9"\n')
+    git(project, "add", "NOTES.md", "app/leak.py")
     conflicted = run(hooks, project, env)
 
     assert clean.returncode == 0, clean.output
@@ -153,7 +170,12 @@ def test_pre_commit_hooks_run_offline_from_the_lock(copie: Any) -> None:
         "ruff",
         "mypy",
         "uv.lock",
+        "bandit",
+        "detect-secrets",
     ):
         assert hook in clean.output
     assert conflicted.returncode != 0
     assert "NOTES.md" in conflicted.output
+    # A new secret is refused (the committed baseline is empty).
+    assert "Potential secrets about to be committed" in conflicted.output
+    assert "app/leak.py" in conflicted.output

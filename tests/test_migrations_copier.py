@@ -692,9 +692,21 @@ STAGE = re.compile(r"_stage\s*==\s*['\"](before|after)['\"]")
 
 
 def migrations_wired() -> list[dict[str, Any]]:
+    """The release migrations (entries with a version)."""
     config = yaml.safe_load((ROOT / "copier.yml").read_text())
     entries: list[dict[str, Any]] = config["_migrations"]
-    return entries
+    return [entry for entry in entries if "version" in entry]
+
+
+def test_every_update_ends_by_rebuilding_a_conflicted_lock() -> None:
+    config = yaml.safe_load((ROOT / "copier.yml").read_text())
+    last = config["_migrations"][-1]
+    relock = ["{{ _copier_python }}", "{{ _copier_conf.src_path }}/migrations_copier/_relock.py"]  # fmt: skip
+
+    assert "version" not in last  # copier runs it on every update
+    assert STAGE.search(last["when"]).group(1) == "after"  # type: ignore[union-attr]
+    assert last["command"] == relock
+    assert config["_tasks"][0]["command"] == relock  # and after a copy
 
 
 def wired_script(entry: dict[str, Any]) -> tuple[str, str]:
@@ -746,3 +758,25 @@ def test_a_service_made_before_the_worker_is_answered_broker_none(
     assert path.read_text() == once
     path.write_text(MIGRATED_ANSWERS + "broker: redis\n")
     assert LIB.before(tmp_path, v0_3_0.CHANGES) == []
+
+
+def test_a_service_made_before_authentication_keeps_its_api_open(
+    tmp_path: Path,
+) -> None:
+    v0_5_0: Any = load(MIGRATIONS / "v0_5_0.py")
+    path = tmp_path / ".copier-answers.yml"
+    path.write_text(MIGRATED_ANSWERS + "broker: none\n")
+
+    first = LIB.before(tmp_path, v0_5_0.CHANGES)
+    once = path.read_text()
+    second = LIB.before(tmp_path, v0_5_0.CHANGES)
+
+    assert once == MIGRATED_ANSWERS + "broker: none\nauth: none\nfeature_flags: none\n"
+    assert first == [
+        "answered the new question auth: none",
+        "answered the new question feature_flags: none",
+    ]
+    assert second == []
+    # An owner who already chose keeps the choice.
+    path.write_text(MIGRATED_ANSWERS + "auth: oidc\nfeature_flags: openfeature\n")
+    assert LIB.before(tmp_path, v0_5_0.CHANGES) == []

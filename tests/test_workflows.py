@@ -17,6 +17,7 @@ BIN = Path(sys.executable).parent
 WORKFLOWS = [
     ROOT / ".github" / "workflows" / "ci.yml",
     ROOT / "template" / ".github" / "workflows" / "template-update.yml",
+    ROOT / "template" / ".github" / "workflows" / "security.yml",
 ]
 
 

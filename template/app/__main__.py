@@ -1,5 +1,6 @@
 """Command line: `python -m app serve` runs the API, `python -m app migrate`
-applies database migrations."""
+applies database migrations, `python -m app token USER` mints a bearer token
+for local use (AUTH_MODE=jwt, never in production)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,20 @@ def migrate(revision: str) -> None:
     migrations.upgrade(settings.database.url, revision)
 
 
+def token(subject: str, minutes: int) -> None:
+    from app.auth import Authenticator
+
+    settings = load_settings()
+    if settings.is_production:
+        raise SystemExit("token: minting tokens is for development, not production")
+    if settings.auth.mode != "jwt":
+        raise SystemExit(
+            f"token: AUTH_MODE is {settings.auth.mode}; tokens are minted in"
+            " AUTH_MODE=jwt (run with AUTH_MODE=jwt locally)"
+        )
+    print(Authenticator(settings).mint(subject, minutes))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -75,9 +90,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     migrate_parser = commands.add_parser("migrate", help="apply migrations")
     migrate_parser.add_argument("revision", nargs="?", default="head")
+    token_parser = commands.add_parser(
+        "token", help="print a bearer token for local use (AUTH_MODE=jwt)"
+    )
+    token_parser.add_argument("subject", help="the user id (the token's sub)")
+    token_parser.add_argument("--minutes", type=int, default=60)
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(args.reload)
+    elif args.command == "token":
+        token(args.subject, args.minutes)
     else:
         migrate(args.revision)
 

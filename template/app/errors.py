@@ -3,16 +3,44 @@ problem+json (`application/problem+json`) carrying the request id."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (documentation of the responses)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the problems a route can answer."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": schema}},
+        }
+        for status in statuses
+    }
 
 
 class AppError(Exception):
@@ -22,10 +50,13 @@ class AppError(Exception):
     title: str = "Internal Server Error"
     headers: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, detail: str, **extra: Any) -> None:
+    def __init__(
+        self, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        self.response_headers = {**type(self).headers, **(headers or {})}
 
 
 class NotFound(AppError):
@@ -47,6 +78,11 @@ class NotAuthenticated(AppError):
 class PermissionDenied(AppError):
     status = HTTPStatus.FORBIDDEN
     title = "Forbidden"
+
+
+class TooManyRequests(AppError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    title = "Too Many Requests"
 
 
 class ServiceUnavailable(AppError):
@@ -99,6 +135,18 @@ def internal_error_response(request_id: str | None) -> ProblemResponse:
     )
 
 
+def allowed_methods(app: FastAPI, path: str) -> set[str]:
+    """The methods of every route whose path matches (routers included)."""
+    methods: set[str] = set()
+    for route in app.routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        for candidate in contexts() if contexts else [route]:
+            regex = getattr(candidate, "path_regex", None)
+            if regex is not None and regex.match(path):
+                methods |= set(getattr(candidate, "methods", None) or ())
+    return methods
+
+
 def register_exception_handlers(app: FastAPI) -> None:
     """Render domain, HTTP and validation errors as problem+json."""
 
@@ -110,7 +158,7 @@ def register_exception_handlers(app: FastAPI) -> None:
             title=exc.title,
             request_id=request_id_of(request),
             instance=request.url.path,
-            headers=dict(exc.headers) or None,
+            headers=exc.response_headers or None,
             **jsonable_encoder(exc.extra),
         )
 
@@ -118,12 +166,18 @@ def register_exception_handlers(app: FastAPI) -> None:
     async def http_error(
         request: Request, exc: StarletteHTTPException
     ) -> ProblemResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+            # Starlette names only the first matching route's methods.
+            headers["Allow"] = ", ".join(
+                sorted(allowed_methods(request.app, request.url.path))
+            )
         return problem(
             exc.status_code,
             exc.detail if isinstance(exc.detail, str) else None,
             request_id=request_id_of(request),
             instance=request.url.path,
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
 
     @app.exception_handler(RequestValidationError)

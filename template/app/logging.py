@@ -126,7 +126,11 @@ class AccessLog:
         client = scope.get("client")
         span_context = trace.get_current_span().get_span_context()
         if not self.json:
-            logger.bind(logger="access", request_id=request_id).info(
+            logger.bind(
+                logger="access",
+                request_id=request_id,
+                user_id=scope.get("state", {}).get("user_id"),
+            ).info(
                 "{method} {path} {status} {duration_ms} ms",
                 method=method,
                 path=path,
@@ -148,6 +152,9 @@ class AccessLog:
             "duration_ms": duration_ms,
             "client": client[0] if client else None,
         }
+        # Set by app.auth once the caller's token is verified.
+        if user_id := scope.get("state", {}).get("user_id"):
+            line["user_id"] = user_id
         if span_context.is_valid:
             line["trace_id"] = f"{span_context.trace_id:032x}"
             line["span_id"] = f"{span_context.span_id:016x}"

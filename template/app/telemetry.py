@@ -276,7 +276,8 @@ class SamplingGate:
             await self.traced(scope, receive, send)
             return
         if parent is None:
-            trace_id = random.getrandbits(128) or 1
+            # Trace ids need uniqueness, not secrecy (the SDK draws them so too).
+            trace_id = random.getrandbits(128) or 1  # nosec B311
             sampled = (trace_id & LOW_64_BITS) < self.bound
             own_trace_id: int | None = trace_id
         else:
@@ -292,7 +293,7 @@ class SamplingGate:
         span = NonRecordingSpan(
             SpanContext(
                 trace_id,
-                random.getrandbits(64) or 1,
+                random.getrandbits(64) or 1,  # nosec B311
                 is_remote=False,
                 trace_flags=TraceFlags(TraceFlags.DEFAULT),
             )

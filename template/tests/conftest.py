@@ -7,7 +7,8 @@ server, it also runs on a fresh database there (marker `postgres`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,13 @@ from tests.fixtures.databases import (
     enable_sqlite_savepoints,
     postgres_server_url,
     temporary_postgres_database,
+)
+from tests.fixtures.identity import (
+    ALICE,
+    IdentityProvider,
+    bearer,
+    shared_identity,
+    token_for,
 )
 from tests.fixtures.settings import make_settings
 
@@ -89,9 +97,23 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
             await transaction.rollback()
 
 
+@pytest.fixture(scope="session")
+def identity() -> IdentityProvider:
+    """The identity provider AUTH_MODE=oidc trusts in tests."""
+    return shared_identity()
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return make_settings(database_url)
+
+
+@pytest.fixture(scope="module")
+def module_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings on a SQLite database of the test module's own, migrated at
+    start-up: for apps that commit, in tests not about the database."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'app.db'}"
+    return make_settings(url, database={"dsn": url, "migrate_on_start": True})
 
 
 @pytest.fixture
@@ -106,7 +128,29 @@ def app(settings: Settings, session: AsyncSession) -> Iterator[FastAPI]:
     app.dependency_overrides.clear()
 
 
+ClientAs = Callable[[str | None], AbstractAsyncContextManager[AsyncClient]]
+
+
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    async with client_for(app) as client:
+def client_as(app: FastAPI, settings: Settings, identity: IdentityProvider) -> ClientAs:
+    """A client calling as the given user (None: without a token)."""
+
+    def client_as(user: str | None) -> AbstractAsyncContextManager[AsyncClient]:
+        token = token_for(settings, identity, user) if user else ""
+        return client_for(app, headers=bearer(token))
+
+    return client_as
+
+
+@pytest.fixture
+async def client(client_as: ClientAs) -> AsyncIterator[AsyncClient]:
+    """A client calling as ALICE (the anonymous user with AUTH_MODE=none)."""
+    async with client_as(ALICE) as client:
+        yield client
+
+
+@pytest.fixture
+async def anonymous(client_as: ClientAs) -> AsyncIterator[AsyncClient]:
+    """A client sending no token."""
+    async with client_as(None) as client:
         yield client

@@ -13,6 +13,7 @@ from app.logging import configure_logging
 from app.main import create_app
 from app.settings import Settings
 from tests.fixtures.client import client_for
+from tests.fixtures.identity import user_headers
 from tests.fixtures.settings import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -93,7 +94,7 @@ async def test_each_request_writes_one_access_line(
     settings: Settings, engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     app = create_app(json_settings(settings))
-    async with client_for(app) as client:
+    async with client_for(app, headers=user_headers(settings)) as client:
         response = await client.get("/api/v1/items/424242")
         for probe in ("/live", "/ready", "/health", "/metrics"):
             await client.get(probe)

@@ -21,7 +21,8 @@ from app.__main__ import share_metrics_between_processes
 from app.main import create_app
 from app.settings import Settings
 from tests.fixtures.client import client_for
-from tests.fixtures.settings import make_settings
+from tests.fixtures.identity import user_headers
+from tests.fixtures.settings import make_settings, production_values
 
 pytestmark = pytest.mark.anyio
 
@@ -158,7 +159,9 @@ async def test_database_pool_gauges_follow_the_pool(tmp_path: Path) -> None:
     settings = make_settings(
         url, database={"dsn": url, "migrate_on_start": True, "pool_size": 3}
     )
-    async with client_for(create_app(settings)) as client:
+    async with client_for(
+        create_app(settings), headers=user_headers(settings)
+    ) as client:
         before = await scrape(client)
         await client.get("/api/v1/items")
         after = await scrape(client)
@@ -299,12 +302,7 @@ def test_an_empty_metrics_token_means_none(settings: Settings) -> None:
 def test_production_warns_while_metrics_are_public(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    production = {
-        "environment": "production",
-        "secret_key": "x" * 40,
-        "log": {"format": "json", "level": "INFO"},
-        "worker": {"broker_dsn": "redis://127.0.0.1:6379/0"},
-    }
+    production = production_values(log={"format": "json", "level": "INFO"})
     dsn = "postgresql+asyncpg://app@db.internal/app"
     create_app(make_settings(dsn, **production))
     guarded = make_settings(dsn, **production, metrics={"token": "t" * 20})

@@ -49,13 +49,3 @@ def test_a_raw_header_with_a_line_break_is_refused() -> None:
     scope = {"type": "http", "headers": [(b"x-request-id", b"abc\r\nforged: 1-2345")]}
 
     assert incoming_request_id(scope) is None
-
-
-def test_the_old_middleware_name_still_works_with_a_warning() -> None:
-    from app.middleware import request_id
-    from app.middleware.observability import ObservabilityMiddleware
-
-    with pytest.warns(DeprecationWarning, match="ObservabilityMiddleware"):
-        old = request_id.RequestIdMiddleware
-
-    assert old is ObservabilityMiddleware

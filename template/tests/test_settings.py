@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from app.settings import Environment, Settings, load_settings
+from app.settings import DEFAULT_SECRET_KEY, Environment, Settings, load_settings
 
-STRONG_SECRET = "s" * 40
+STRONG_SECRET = secrets.token_urlsafe(48)
+OLD_DEFAULT_SECRET = "change-me"  # pragma: allowlist secret
+SHORT_SECRET = "short-but-not-default"  # pragma: allowlist secret
 PRODUCTION = {
     "ENVIRONMENT": "production",
     "SECRET_KEY": STRONG_SECRET,
+    "ALLOWED_HOSTS": "api.example.com,api.internal",
+    "AUTH_JWKS_URL": "https://login.example.com/certs",  # used if AUTH_MODE=oidc
+    "AUTH_ISSUER": "https://login.example.com/",
+    "AUTH_AUDIENCE": "api",
     "DATABASE_DSN": "sqlite+aiosqlite:////data/app.db",
     "WORKER_BROKER_DSN": "redis://redis.internal:6379/0",  # ignored without a worker
 }
@@ -27,7 +34,8 @@ def environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPat
     for name in list(os.environ):
         if name.split("_", 1)[0] in {
             "ENVIRONMENT", "DEBUG", "SECRET", "DATABASE", "LOG", "CORS", "SERVICE",
-            "SERVER", "HEALTH", "DOCS", "WORKER",
+            "SERVER", "HEALTH", "DOCS", "WORKER", "ALLOWED", "REDIS", "AUTH",
+            "RATELIMIT", "HTTP", "FLAGS", "METRICS", "OTEL",
         }:  # fmt: skip
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
@@ -93,10 +101,18 @@ def test_a_bad_value_exits_with_one_line_naming_the_variable(
     ("overrides", "message"),
     [
         ({"DEBUG": "true"}, "DEBUG must be false in production"),
-        ({"SECRET_KEY": "change-me"}, "SECRET_KEY must be set"),
-        ({"SECRET_KEY": "short-but-not-default"}, "at least 32 characters"),
+        ({"SECRET_KEY": DEFAULT_SECRET_KEY}, "SECRET_KEY must be set"),
+        ({"SECRET_KEY": OLD_DEFAULT_SECRET}, "SECRET_KEY must be set"),
+        ({"SECRET_KEY": SHORT_SECRET}, "at least 32 characters"),
+        ({"SECRET_KEY": "ab" * 30}, "SECRET_KEY is too weak"),
         ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS must not be '*' in production"),
         ({"DATABASE_DSN": ""}, "DATABASE_DSN must be set in production"),
+        ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS must list the host names"),
+        ({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS must list the host names"),
+        (
+            {"AUTH_MODE": "oidc", "AUTH_JWKS_URL": "", "AUTH_ISSUER": ""},
+            "AUTH_MODE=oidc needs AUTH_JWKS_URL, AUTH_ISSUER",
+        ),
     ],
 )
 def test_production_refuses_unsafe_values(
@@ -118,6 +134,29 @@ def test_production_accepts_safe_values(environ: pytest.MonkeyPatch) -> None:
 
     assert settings.is_production
     assert settings.log_json
+    assert settings.allowed_hosts == ["api.example.com", "api.internal"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"AUTH_ALGORITHMS": "RS256,HS256"}, "AUTH_ALGORITHMS: must be a list of"),
+        ({"AUTH_ALGORITHMS": "none"}, "AUTH_ALGORITHMS: must be a list of"),
+        ({"RATELIMIT_WRITE": "often"}, "RATELIMIT_WRITE: 'often' is not a rate limit"),
+        ({"REDIS_DSN": "http://cache:6379"}, "REDIS_DSN: must start with redis://"),
+        ({"HTTP_MAX_BODY_SIZE": "10"}, "HTTP_MAX_BODY_SIZE:"),
+    ],
+)
+def test_security_settings_are_checked_in_every_environment(
+    environ: pytest.MonkeyPatch, overrides: dict[str, str], message: str
+) -> None:
+    for name, value in overrides.items():
+        environ.setenv(name, value)
+
+    with pytest.raises(SystemExit, match=re.escape(message)) as refused:
+        load_settings()
+
+    assert "\n" not in str(refused.value)
 
 
 def test_wildcard_cors_with_credentials_is_refused() -> None:

@@ -8,7 +8,8 @@ import pytest
 
 from app.main import create_app
 from tests.fixtures.client import client_for
-from tests.fixtures.settings import make_settings
+from tests.fixtures.identity import user_headers
+from tests.fixtures.settings import make_settings, production_values
 
 pytestmark = pytest.mark.anyio
 
@@ -22,7 +23,7 @@ async def test_migrate_on_start_creates_the_schema(tmp_path: Path) -> None:
     )  # fmt: skip
     app = create_app(settings)
 
-    async with client_for(app) as client:
+    async with client_for(app, headers=user_headers(settings)) as client:
         created = await client.post("/api/v1/items", json={"name": "first"})
         ready = await client.get("/ready")
 
@@ -47,11 +48,7 @@ def test_openapi_describes_every_route(tmp_path: Path) -> None:
 
 
 def test_docs_are_off_in_production_unless_enabled(tmp_path: Path) -> None:
-    production = {
-        "environment": "production",
-        "secret_key": "p" * 40,
-        "worker": {"broker_dsn": "redis://redis.internal:6379/0"},  # if any
-    }
+    production = production_values()
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
 
     hidden = create_app(make_settings(url, **production))

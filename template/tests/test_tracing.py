@@ -20,11 +20,12 @@ from app import telemetry
 from app.main import create_app
 from app.settings import Settings
 from tests.fixtures.client import client_for
+from tests.fixtures.identity import user_headers
 from tests.fixtures.otlp import Received, grpc_collector, http_collector
 from tests.fixtures.settings import make_settings
 
 pytestmark = pytest.mark.anyio
-PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"  # pragma: allowlist secret
 PARENT_SPAN = "00f067aa0ba902b7"
 
 
@@ -105,7 +106,9 @@ async def test_a_sampled_request_is_exported_with_its_database_span(
     settings = traced_settings(
         tmp_path, endpoint, 1.0, exporter_otlp_headers="x-team-token=a%20b, x-b=c"
     )
-    async with client_for(create_app(settings)) as client:
+    async with client_for(
+        create_app(settings), headers=user_headers(settings)
+    ) as client:
         assert (await client.get("/api/v1/items")).status_code == 200
         for probe in ("/live", "/ready", "/health", "/metrics"):
             await client.get(probe)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Index
 from sqlmodel import Field, SQLModel
+
+# Owner of the items made while nobody authenticated (AUTH_MODE=none).
+ANONYMOUS_OWNER = "anonymous"
 
 
 def utcnow() -> datetime:
@@ -14,9 +17,14 @@ def utcnow() -> datetime:
 
 class Item(SQLModel, table=True):
     __tablename__ = "items"
+    # Names are unique per owner: a conflict must not reveal others' items.
+    __table_args__ = (Index("uq_items_owner_name", "owner_id", "name", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=100, unique=True, index=True)
+    owner_id: str = Field(
+        max_length=200, sa_column_kwargs={"server_default": ANONYMOUS_OWNER}
+    )
+    name: str = Field(max_length=100)
     description: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(
         default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False

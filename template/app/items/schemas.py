@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 MAX_PAGE_SIZE = 100
 
@@ -20,7 +23,9 @@ class ItemUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Omit a field to keep it; `name` cannot be cleared, `description` can.
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    name: Annotated[str, Field(min_length=1, max_length=100)] | SkipJsonSchema[None] = (
+        None
+    )
     description: str | None = Field(default=None, max_length=1000)
 
     @field_validator("name")
@@ -52,3 +57,7 @@ class ItemPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+# Ids are 32-bit integers in the database: larger ones cannot exist.
+ItemId = Annotated[int, Path(ge=1, le=2_147_483_647)]

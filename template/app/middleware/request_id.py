@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import random
 import re
-import warnings
-from typing import Any
 
 from starlette.types import Scope
 
@@ -20,7 +18,7 @@ VALID_ID = re.compile(rb"[A-Za-z0-9._:-]{8,128}")
 
 def new_request_id() -> str:
     """A random 128-bit hex id (request ids need uniqueness, not secrecy)."""
-    return f"{random.getrandbits(128):032x}"
+    return f"{random.getrandbits(128):032x}"  # nosec B311
 
 
 def incoming_request_id(scope: Scope) -> str | None:
@@ -29,18 +27,3 @@ def incoming_request_id(scope: Scope) -> str | None:
         if name == HEADER:
             return value.decode("ascii") if VALID_ID.fullmatch(value) else None
     return None
-
-
-def __getattr__(name: str) -> Any:
-    # Renamed in template release 0.4.0; the old name works for one release.
-    if name == "RequestIdMiddleware":
-        warnings.warn(
-            "app.middleware.request_id.RequestIdMiddleware is now"
-            " app.middleware.observability.ObservabilityMiddleware",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from app.middleware.observability import ObservabilityMiddleware
-
-        return ObservabilityMiddleware
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,9 +11,11 @@ from app.items.service import get_item
 from app.publications.models import ItemPublication, utcnow
 
 
-async def request_publication(session: AsyncSession, item_id: int) -> ItemPublication:
+async def request_publication(
+    session: AsyncSession, item_id: int, owner: str
+) -> ItemPublication:
     """Record a publication request (committed before any task is sent)."""
-    await get_item(session, item_id)
+    await get_item(session, item_id, owner)
     publication = await session.get(ItemPublication, item_id)
     if publication is None:
         publication = ItemPublication(item_id=item_id, request_key="")
@@ -25,7 +27,10 @@ async def request_publication(session: AsyncSession, item_id: int) -> ItemPublic
     return publication
 
 
-async def get_publication(session: AsyncSession, item_id: int) -> ItemPublication:
+async def get_publication(
+    session: AsyncSession, item_id: int, owner: str | None
+) -> ItemPublication:
+    await get_item(session, item_id, owner)
     publication = await session.get(ItemPublication, item_id)
     if publication is None:
         raise NotFound(f"item {item_id} has no publication")

@@ -13,7 +13,7 @@ BROKER_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
 class WorkerSettings(BaseModel):
     """Broker, queue, retries and the worker's processes and shutdown."""
 
-    # redis://host:6379/0 or amqp://user:password@host:5672/vhost; unset means
+    # redis://host:6379/0 or amqp://user:<password>@host:5672/vhost; unset means
     # the in-process stub broker (development and tests only).
     broker_dsn: str | None = None
     queue: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
@@ -35,7 +35,8 @@ class WorkerSettings(BaseModel):
     redis_heartbeat_timeout_ms: int = Field(default=60_000, ge=1_000)
     redis_maintenance_chance: int = Field(default=1_000, ge=1, le=1_000_000)
     metrics_port: int = Field(default=9191, ge=1, le=65535)
-    health_file: str = "/tmp/worker-heartbeat"  # noqa: S108 - a liveness file
+    # A liveness file, not shared data: /tmp is what it is for.
+    health_file: str = "/tmp/worker-heartbeat"  # noqa: S108 # nosec B108
     heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
 
     @field_validator("modules", mode="before")

@@ -27,6 +27,7 @@ from app.main import create_app
 from app.settings import Settings
 from app.worker.broker import create_broker
 from tests.fixtures.client import client_for
+from tests.fixtures.identity import user_headers
 from tests.fixtures.otlp import http_collector
 from tests.fixtures.settings import make_settings
 from tests.worker.tasks import COUNTERS_TABLE
@@ -197,7 +198,9 @@ async def test_a_task_enqueued_through_the_api_runs_on_a_worker(
     harness: Harness,
 ) -> None:
     _, log = harness.start_worker()
-    async with client_for(create_app(harness.settings)) as client:
+    async with client_for(
+        create_app(harness.settings), headers=user_headers(harness.settings)
+    ) as client:
         item = (await client.post("/api/v1/items", json={"name": "real"})).json()
         queued = await client.post(
             f"/api/v1/items/{item['id']}/publish",
@@ -241,7 +244,9 @@ async def test_the_worker_process_traces_the_task_in_the_request_s_trace(
         }
         process, log = harness.start_worker()
         settings = make_settings(harness.url, worker=harness.worker, otel=otel)
-        async with client_for(create_app(settings)) as client:
+        async with client_for(
+            create_app(settings), headers=user_headers(settings)
+        ) as client:
             item = (await client.post("/api/v1/items", json={"name": "t"})).json()
             await client.post(f"/api/v1/items/{item['id']}/publish")
         wait_for(lambda: logged(log, "task done") > 0, 30, log.read_text)

@@ -25,8 +25,9 @@ from app.worker import dead_letters
 from app.worker.jobs import Jobs
 from app.worker.registry import task_name
 from tests.fixtures.client import client_and_state, client_for
+from tests.fixtures.identity import user_headers
 from tests.fixtures.otlp import http_collector
-from tests.fixtures.settings import make_settings
+from tests.fixtures.settings import make_settings, production_values
 from tests.worker.tasks import always_fails
 
 pytestmark = pytest.mark.anyio
@@ -43,7 +44,9 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[AsyncClient, dramatiq.B
         database={"dsn": url, "migrate_on_start": True},
         worker={"modules": TEST_MODULES, **FAST_RETRIES},
     )
-    async with client_and_state(create_app(settings)) as (client, state):
+    async with client_and_state(
+        create_app(settings), headers=user_headers(settings)
+    ) as (client, state):
         client.headers["x-test-database"] = url  # for request_key()
         yield client, state["broker"]
 
@@ -174,7 +177,7 @@ def closed_broker_dsn() -> str:
     """A DSN of the installed broker's kind, on a port nothing listens on."""
     if importlib.util.find_spec("redis") is not None:
         return "redis://127.0.0.1:1/0"
-    return "amqp://guest:guest@127.0.0.1:1/%2F"
+    return "amqp://guest:guest@127.0.0.1:1/%2F"  # pragma: allowlist secret
 
 
 async def test_a_broker_down_is_a_503_and_reads_keep_working(tmp_path: Path) -> None:
@@ -184,7 +187,9 @@ async def test_a_broker_down_is_a_503_and_reads_keep_working(tmp_path: Path) -> 
         database={"dsn": url, "migrate_on_start": True},
         worker={"broker_dsn": closed_broker_dsn()},
     )
-    async with client_for(create_app(settings)) as client:
+    async with client_for(
+        create_app(settings), headers=user_headers(settings)
+    ) as client:
         item = (await client.post("/api/v1/items", json={"name": "stuck"})).json()
         queued = await client.post(f"/api/v1/items/{item['id']}/publish")
         ready = await client.get("/ready")
@@ -201,11 +206,7 @@ async def test_a_broker_down_is_a_503_and_reads_keep_working(tmp_path: Path) -> 
 
 def test_production_refuses_the_stub_broker() -> None:
     with pytest.raises(ValidationError, match="WORKER_BROKER_DSN must be set"):
-        make_settings(
-            "postgresql+asyncpg://u@db/app",
-            environment="production",
-            secret_key="s" * 40,
-        )
+        make_settings("postgresql+asyncpg://u@db/app", **production_values(worker={}))
 
 
 def test_broker_dsn_schemes_are_checked() -> None:
@@ -243,7 +244,9 @@ async def test_a_task_continues_the_trace_of_the_request_that_sent_it(
             otel={"exporter_otlp_endpoint": endpoint, "traces_sampler_arg": 1.0},
             log={"format": "json", "level": "INFO"},
         )
-        async with client_for(create_app(settings)) as client:
+        async with client_for(
+            create_app(settings), headers=user_headers(settings)
+        ) as client:
             item = (await client.post("/api/v1/items", json={"name": "t"})).json()
             await client.post(f"/api/v1/items/{item['id']}/publish")
 

@@ -1,0 +1,295 @@
+"""Authentication: who is calling, from the bearer token (AUTH_MODE).
+
+- `none`: every caller is the same anonymous user; a gateway in front
+  authenticates (and nothing here does).
+- `jwt`: HS256 tokens signed with SECRET_KEY, for calls between your own
+  services. `python -m app token USER` mints one for local use.
+- `oidc`: RS256/ES256 tokens of an identity provider, checked against its
+  JWKS (fetched through the shared HTTP client, cached, fetched again when a
+  token names an unknown key, at most every JWKS_MIN_REFRESH seconds).
+
+The accepted algorithms are pinned per mode, so `alg: none` and HMAC-with-a-
+public-key confusion are refused before any signature is checked; issuer,
+audience, expiry (with a small leeway), `iat` and `sub` are required.
+Routes depend on `CurrentUser` (a token is needed) or `Reader` (a token is
+needed unless AUTH_PUBLIC_READS). The user id is bound to the request's log
+lines, its access line and its trace span (`enduser.id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+import httpx
+import jwt
+from fastapi import Depends, FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from loguru import logger
+from opentelemetry import trace
+
+from app.errors import NotAuthenticated, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+# A token naming an unknown key fetches the JWKS again, at most this often.
+JWKS_MIN_REFRESH = 10.0
+# The key types each algorithm family signs with.
+KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+REQUIRED_CLAIMS = ["exp", "iat", "sub"]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    authenticated: bool = True
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+
+ANONYMOUS = User(id="anonymous", authenticated=False)
+
+
+def invalid_token(reason: str) -> NotAuthenticated:
+    """401 with the RFC 6750 challenge naming what is wrong."""
+    return NotAuthenticated(
+        reason,
+        headers={
+            "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'
+        },
+    )
+
+
+class JwksKeys:
+    """An identity provider's signing keys, by key id."""
+
+    def __init__(self, url: str, client: httpx.AsyncClient, max_age: float) -> None:
+        self.url = url
+        self.client = client
+        self.max_age = max_age
+        # key id -> (key, the algorithm the JWK declares, if it does)
+        self.keys: dict[str | None, tuple[jwt.PyJWK, str | None]] = {}
+        self.fetched_at = -float("inf")
+        # While the provider is down and no key is known: answer 503 at once.
+        self.retry_at = -float("inf")
+        self.lock = asyncio.Lock()
+
+    async def key_for(self, kid: str | None, algorithm: str) -> Any:
+        if time.monotonic() - self.fetched_at > self.max_age:
+            await self._refresh(self.fetched_at)
+        key = self._find(kid)
+        if key is None and time.monotonic() - self.fetched_at >= JWKS_MIN_REFRESH:
+            # Keys rotate: a new key id means fetching the set again.
+            await self._refresh(self.fetched_at)
+            key = self._find(kid)
+        if key is None:
+            raise invalid_token("the token's signing key is unknown")
+        jwk, declared = key
+        if (declared and declared != algorithm) or jwk.key_type != KEY_TYPES.get(
+            algorithm[:2]
+        ):
+            raise invalid_token("the token's algorithm does not match its key")
+        return jwk.key
+
+    def _find(self, kid: str | None) -> tuple[jwt.PyJWK, str | None] | None:
+        if kid is None and len(self.keys) == 1:
+            return next(iter(self.keys.values()))
+        return self.keys.get(kid)
+
+    async def _refresh(self, seen: float) -> None:
+        if not self.keys and time.monotonic() < self.retry_at:
+            raise ServiceUnavailable("the identity provider's keys cannot be fetched")
+        async with self.lock:
+            if self.fetched_at != seen:
+                return  # another request fetched it meanwhile
+            try:
+                response = await self.client.get(self.url)
+                response.raise_for_status()
+                keys = _signing_keys(response.json())
+            except (httpx.HTTPError, ValueError) as error:
+                logger.warning(
+                    "JWKS fetch from {url} failed: {error!r}", url=self.url, error=error
+                )
+                if not self.keys:
+                    self.retry_at = time.monotonic() + JWKS_MIN_REFRESH
+                    raise ServiceUnavailable(
+                        "the identity provider's keys cannot be fetched"
+                    ) from None
+                # Keep the keys we have; try again after JWKS_MIN_REFRESH.
+                self.fetched_at = time.monotonic() - self.max_age + JWKS_MIN_REFRESH
+                return
+            self.keys = keys
+            self.fetched_at = time.monotonic()
+
+
+def _signing_keys(jwks: Any) -> dict[str | None, tuple[jwt.PyJWK, str | None]]:
+    """The usable signing keys of a JWKS document (others are skipped)."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise ValueError("not a JWKS document")
+    keys = {}
+    for data in jwks["keys"]:
+        if not isinstance(data, dict) or data.get("use", "sig") != "sig":
+            continue
+        try:
+            key = jwt.PyJWK(data)
+        except jwt.PyJWTError:
+            continue
+        keys[key.key_id] = (key, data.get("alg"))
+    if not keys:
+        raise ValueError("the JWKS has no usable signing key")
+    return keys
+
+
+class Authenticator:
+    """Turns a bearer token into a `User`, for one app (built by the lifespan)."""
+
+    def __init__(
+        self, settings: Settings, client: httpx.AsyncClient | None = None
+    ) -> None:
+        auth = settings.auth
+        self.mode = auth.mode
+        self.public_reads = auth.public_reads
+        self.leeway = auth.leeway
+        self.issuer = auth.issuer or settings.service.name
+        self.audience = auth.audience or settings.service.name
+        self.secret = settings.secret_key.get_secret_value()
+        self.jwks: JwksKeys | None = None
+        # Development may start in oidc mode before the provider is set up.
+        self.missing = auth.missing
+        if auth.mode == "oidc":
+            self.algorithms = list(auth.algorithms)
+            if auth.jwks_url and client is not None:
+                self.jwks = JwksKeys(auth.jwks_url, client, auth.jwks_cache_seconds)
+            elif client is None:
+                raise ValueError("AUTH_MODE=oidc needs an HTTP client for the JWKS")
+        else:
+            self.algorithms = ["HS256"]
+
+    async def authenticate(self, token: str) -> User:
+        if self.missing:
+            raise ServiceUnavailable(
+                f"tokens cannot be checked: AUTH_MODE=oidc needs {', '.join(self.missing)}"
+            )
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise invalid_token("the token is malformed") from None
+        algorithm = header.get("alg")
+        if algorithm not in self.algorithms:
+            raise invalid_token("the token's algorithm is not accepted")
+        if self.jwks is not None:
+            key = await self.jwks.key_for(header.get("kid"), algorithm)
+        else:
+            key = self.secret
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=self.leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise invalid_token("the token has expired") from None
+        except jwt.InvalidTokenError as error:
+            raise invalid_token(_reason(error)) from None
+        return User(id=str(claims["sub"]), claims=claims)
+
+    def mint(self, subject: str, minutes: int = 60, **claims: Any) -> str:
+        """A token for `subject` (jwt mode: local use and tests)."""
+        if self.mode != "jwt":
+            raise ValueError("tokens can only be minted in AUTH_MODE=jwt")
+        now = int(time.time())
+        payload = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": subject,
+            "iat": now,
+            "exp": now + minutes * 60,
+            **claims,
+        }
+        return jwt.encode(payload, self.secret, algorithm="HS256")
+
+
+def _reason(error: jwt.InvalidTokenError) -> str:
+    if isinstance(error, jwt.InvalidIssuerError):
+        return "the token's issuer is not accepted"
+    if isinstance(error, jwt.InvalidAudienceError):
+        return "the token's audience is not accepted"
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return f"the token has no {error.claim!r} claim"
+    if isinstance(error, jwt.ImmatureSignatureError):
+        return "the token is not valid yet"
+    if isinstance(error, jwt.InvalidSignatureError):
+        return "the token's signature is not valid"
+    return "the token is not valid"
+
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="A JWT: `Authorization: Bearer <token>`.",
+)
+
+
+async def token_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> AsyncIterator[User | None]:
+    """The caller if a token is sent (a bad token is refused), else None."""
+    authenticator: Authenticator = request.state.authenticator
+    if authenticator.mode == "none":
+        yield ANONYMOUS
+        return
+    if credentials is None:
+        yield None
+        return
+    user = await authenticator.authenticate(credentials.credentials)
+    request.state.user_id = user.id
+    trace.get_current_span().set_attribute("enduser.id", user.id)
+    with logger.contextualize(user_id=user.id):
+        yield user
+
+
+async def current_user(
+    user: Annotated[User | None, Depends(token_user)],
+) -> User:
+    if user is None:
+        raise NotAuthenticated("a bearer token is needed")
+    return user
+
+
+async def reader(
+    request: Request, user: Annotated[User | None, Depends(token_user)]
+) -> User | None:
+    """The caller, or None (anyone may read) when AUTH_PUBLIC_READS is on."""
+    authenticator: Authenticator = request.state.authenticator
+    if authenticator.public_reads:
+        return None
+    return await current_user(user)
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+MaybeUser = Annotated[User | None, Depends(token_user)]
+Reader = Annotated[User | None, Depends(reader)]
+
+
+def without_security(app: FastAPI) -> None:
+    """AUTH_MODE=none: the OpenAPI document promises no token (none is read)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            for path in document.get("paths", {}).values():
+                for operation in path.values():
+                    operation.pop("security", None)
+                    operation.get("responses", {}).pop("401", None)
+            document.get("components", {}).pop("securitySchemes", None)
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]

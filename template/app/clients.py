@@ -1,0 +1,47 @@
+"""Outgoing HTTP: one shared client with timeouts, opened by the lifespan.
+
+Every call the service makes leaves through `HttpClientDep` (or the
+`http_client` in the lifespan state), so no call can hang a request forever:
+connecting is bounded by HTTP_CLIENT_CONNECT_TIMEOUT and every read, write
+and pool wait by HTTP_CLIENT_TIMEOUT. Calls are traced when tracing is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, Request
+
+from app.settings import HttpSettings, Settings
+
+
+def create_http_client(
+    settings: HttpSettings, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """A client whose every wait is bounded; `transport` is for tests."""
+    timeout = httpx.Timeout(
+        settings.client_timeout, connect=settings.client_connect_timeout
+    )
+    return httpx.AsyncClient(
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        follow_redirects=False,
+        transport=transport,
+    )
+
+
+@asynccontextmanager
+async def http_client_lifespan(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+    async with create_http_client(settings.http) as client:
+        yield {"http_client": client}
+
+
+def get_http_client(request: Request) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = request.state.http_client
+    return client
+
+
+HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]

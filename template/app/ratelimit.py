@@ -1,0 +1,118 @@
+"""Rate limits per caller, as a route dependency (`Depends(RateLimit("write"))`).
+
+The caller is the user id when a token was verified, otherwise the client
+address (as uvicorn reports it: X-Forwarded-For is believed only from
+SERVER_TRUSTED_PROXIES). Counters live in memory (one process) or, when
+REDIS_DSN is set, in Redis, shared by every process and replica. The
+`limits` library does the counting (sliding window counter).
+
+Allowed responses carry `RateLimit-Limit`, `RateLimit-Remaining`,
+`RateLimit-Reset` and `RateLimit-Policy`; refused ones answer 429 with the
+same and `Retry-After`. If Redis fails, requests are let through (and a
+warning is logged): the limit protects the service, it must not take it down.
+Limit at the gateway instead when you need it before any request reaches a
+Python process (floods, per-API-key quotas across services).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+from fastapi import Request, Response
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
+from loguru import logger
+
+from app.auth import MaybeUser
+from app.errors import TooManyRequests
+from app.settings import Settings
+
+Category = Literal["write", "login"]
+
+
+class RateLimiter:
+    """The limits of one app, over one storage."""
+
+    def __init__(self, settings: Settings, storage: Storage) -> None:
+        self.enabled = settings.ratelimit.enabled
+        self.items: dict[str, RateLimitItem] = {
+            "write": parse(settings.ratelimit.write),
+            "login": parse(settings.ratelimit.login),
+        }
+        self.limiter = SlidingWindowCounterRateLimiter(storage)
+
+    async def check(self, category: str, caller: str) -> dict[str, str]:
+        """Count one request; the headers to answer with, or TooManyRequests."""
+        item = self.items[category]
+        try:
+            allowed = await self.limiter.hit(item, category, caller)
+            reset_at, remaining = await self.limiter.get_window_stats(
+                item, category, caller
+            )
+        except StorageError as error:
+            logger.warning("rate limit storage failed: {error!r}", error=error)
+            return {}
+        reset = max(0, math.ceil(reset_at - time.time()))
+        headers = {
+            "RateLimit-Limit": str(item.amount),
+            "RateLimit-Remaining": str(remaining),
+            "RateLimit-Reset": str(reset),
+            "RateLimit-Policy": f"{item.amount};w={item.get_expiry()}",
+        }
+        if not allowed:
+            raise TooManyRequests(
+                f"too many requests: the limit is {item}",
+                headers={**headers, "Retry-After": str(max(1, reset))},
+            )
+        return headers
+
+
+@asynccontextmanager
+async def rate_limiter_lifespan(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+    """Open the counters' storage for the app's lifetime."""
+    if settings.redis_dsn is None:
+        yield {"rate_limiter": RateLimiter(settings, MemoryStorage())}
+        return
+    from redis.asyncio import ConnectionPool
+
+    pool = ConnectionPool.from_url(
+        settings.redis_dsn, socket_timeout=1.0, socket_connect_timeout=1.0
+    )
+    storage = RedisStorage(
+        "async+" + settings.redis_dsn,
+        implementation="redispy",
+        wrap_exceptions=True,
+        key_prefix=f"ratelimit:{settings.service.name}",
+        # limits types its options as scalars; redis-py takes the pool.
+        connection_pool=pool,  # type: ignore[arg-type]
+    )
+    try:
+        yield {"rate_limiter": RateLimiter(settings, storage)}
+    finally:
+        await pool.aclose()
+
+
+class RateLimit:
+    """A route dependency counting requests of one category per caller."""
+
+    def __init__(self, category: Category) -> None:
+        self.category = category
+
+    async def __call__(
+        self, request: Request, response: Response, user: MaybeUser
+    ) -> None:
+        limiter: RateLimiter = request.state.rate_limiter
+        if not limiter.enabled:
+            return
+        if user is not None and user.authenticated:
+            caller = f"user:{user.id}"
+        else:
+            client = request.client
+            caller = f"address:{client.host if client else 'unknown'}"
+        response.headers.update(await limiter.check(self.category, caller))

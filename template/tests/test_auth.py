@@ -1,0 +1,444 @@
+"""Authentication: every protected route refuses a missing or bad token, and
+real signed tokens (keys made here) are accepted, in both token modes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from fastapi import FastAPI
+
+from app import auth
+from app.__main__ import main
+from app.auth import Authenticator
+from app.main import create_app
+from app.settings import Settings
+from tests.fixtures.client import client_for
+from tests.fixtures.identity import (
+    ALICE,
+    AUDIENCE,
+    ISSUER,
+    IdentityProvider,
+    auth_values,
+    bearer,
+    identity_provider,
+    token_for,
+)
+from tests.fixtures.settings import make_settings, production_values
+
+pytestmark = pytest.mark.anyio
+TOKEN_MODES = ["jwt", "oidc"]
+# Routes anyone may call: probes, metrics (their own token) and the API docs.
+PUBLIC = {
+    "/live",
+    "/ready",
+    "/health",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+}
+
+
+@pytest.fixture
+def settings(module_settings: Settings) -> Settings:
+    """Apps here commit, to a database of this module (SQLite only)."""
+    return module_settings
+
+
+def settings_for(settings: Settings, mode: str, **auth: Any) -> Settings:
+    return make_settings(
+        settings.database.url,
+        database=settings.database.model_dump(),
+        auth={"mode": mode, **auth},
+        log={"format": "json", "level": "INFO"},
+    )
+
+
+@pytest.fixture
+def jwt_app(settings: Settings) -> FastAPI:
+    return create_app(settings_for(settings, "jwt"))
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    values = {"iss": ISSUER, "aud": AUDIENCE, "sub": ALICE, "iat": now}
+    values["exp"] = now + 300
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def forge_hs256(payload: dict[str, Any], secret: bytes, kid: str) -> str:
+    """An HS256 token made by hand (PyJWT refuses a public key as a secret)."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    body = b64(json.dumps(payload).encode())
+    signature = hmac.new(secret, f"{header}.{body}".encode(), hashlib.sha256)
+    return f"{header}.{body}.{b64(signature.digest())}"
+
+
+def every_route(app: FastAPI) -> list[tuple[str, set[str]]]:
+    """(path template, methods) of every route, included routers' too."""
+    found: list[tuple[str, set[str]]] = []
+    for route in app.routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        for candidate in contexts() if contexts else [route]:
+            path = str(
+                getattr(candidate, "path_format", None)
+                or getattr(candidate, "path", "")
+            )
+            methods = set(getattr(candidate, "methods", None) or ())
+            found.append((path, methods - {"HEAD", "OPTIONS"}))
+    return found
+
+
+def concrete(path: str) -> str:
+    return path.replace("{item_id}", "1")
+
+
+@pytest.mark.parametrize("mode", TOKEN_MODES)
+async def test_every_non_public_route_answers_401_without_a_token(
+    settings: Settings, mode: str
+) -> None:
+    app = create_app(settings_for(settings, mode))
+    calls = [
+        (method, concrete(path))
+        for path, methods in every_route(app)
+        if path not in PUBLIC
+        for method in sorted(methods)
+    ]
+    assert len(calls) >= 5  # the walk found the API
+
+    async with client_for(app) as client:
+        answers = {call: await client.request(*call) for call in calls}
+
+    refused = {call: r.status_code for call, r in answers.items()}
+    assert set(refused.values()) == {401}, refused
+    assert all(r.headers["www-authenticate"] == "Bearer" for r in answers.values())
+    assert {r.headers["content-type"] for r in answers.values()} == {
+        "application/problem+json"
+    }
+
+
+def test_the_walk_sees_the_routes_of_included_routers(jwt_app: FastAPI) -> None:
+    paths = {path for path, _ in every_route(jwt_app)}
+
+    assert paths >= PUBLIC
+    assert {"/api/v1/items", "/api/v1/items/{item_id}"} <= paths
+
+
+async def test_public_reads_let_get_routes_answer_without_a_token(
+    settings: Settings,
+) -> None:
+    app = create_app(settings_for(settings, "jwt", public_reads=True))
+    async with client_for(app) as client:
+        read = await client.get("/api/v1/items")
+        write = await client.post("/api/v1/items", json={"name": "x"})
+
+    assert read.status_code == 200
+    assert write.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        pytest.param(
+            lambda s: jwt.encode(claims(exp=int(time.time()) - 120), s, "HS256"),
+            "the token has expired",
+            id="expired",
+        ),
+        pytest.param(
+            lambda s: jwt.encode(claims(iss="https://evil.example/"), s, "HS256"),
+            "the token's issuer is not accepted",
+            id="wrong-issuer",
+        ),
+        pytest.param(
+            lambda s: jwt.encode(claims(aud="another-service"), s, "HS256"),
+            "the token's audience is not accepted",
+            id="wrong-audience",
+        ),
+        pytest.param(
+            lambda s: jwt.encode(claims(), "", "none"),
+            "the token's algorithm is not accepted",
+            id="alg-none",
+        ),
+        pytest.param(
+            lambda s: jwt.encode(claims(), "another-secret-" * 3, "HS256"),
+            "the token's signature is not valid",
+            id="wrongly-signed",
+        ),
+        pytest.param(
+            lambda s: jwt.encode(claims(exp=None), s, "HS256"),
+            "the token has no 'exp' claim",
+            id="no-expiry",
+        ),
+        pytest.param(
+            lambda s: jwt.encode(claims(sub=None), s, "HS256"),
+            "the token has no 'sub' claim",
+            id="no-subject",
+        ),
+        pytest.param(
+            lambda s: jwt.encode(claims(nbf=int(time.time()) + 600), s, "HS256"),
+            "the token is not valid yet",
+            id="not-yet-valid",
+        ),
+        pytest.param(lambda s: "not.a.token", "the token is malformed", id="garbage"),
+    ],
+)
+async def test_bad_tokens_are_refused(
+    jwt_app: FastAPI, settings: Settings, token: Any, reason: str
+) -> None:
+    secret = settings.secret_key.get_secret_value()
+    async with client_for(jwt_app, headers=bearer(token(secret))) as client:
+        response = await client.get("/api/v1/items")
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == reason
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+async def test_a_token_expired_within_the_leeway_is_accepted(
+    jwt_app: FastAPI, settings: Settings
+) -> None:
+    secret = settings.secret_key.get_secret_value()
+    token = jwt.encode(claims(exp=int(time.time()) - 5), secret, "HS256")
+    async with client_for(jwt_app, headers=bearer(token)) as client:
+        assert (await client.get("/api/v1/items")).status_code == 200
+
+
+async def test_an_rs256_token_is_refused_in_jwt_mode(
+    jwt_app: FastAPI, identity: IdentityProvider
+) -> None:
+    async with client_for(jwt_app, headers=bearer(identity.mint(ALICE))) as client:
+        response = await client.get("/api/v1/items")
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == "the token's algorithm is not accepted"
+
+
+@pytest.mark.parametrize("kid", ["rsa-1", "ec-1"])
+async def test_identity_provider_tokens_are_accepted(
+    settings: Settings, identity: IdentityProvider, kid: str
+) -> None:
+    app = create_app(settings_for(settings, "oidc"))
+    token = identity.mint(ALICE, kid=kid)
+    async with client_for(app, headers=bearer(token)) as client:
+        created = await client.post("/api/v1/items", json={"name": f"by-{kid}"})
+        listed = await client.get("/api/v1/items")
+
+    assert created.status_code == 201, created.text
+    assert [i["name"] for i in listed.json()["items"]] == [f"by-{kid}"]
+    await_cleanup = created.json()["id"]
+    async with client_for(app, headers=bearer(token)) as client:
+        await client.delete(f"/api/v1/items/{await_cleanup}")
+
+
+async def test_hmac_signed_with_the_public_key_is_refused(
+    settings: Settings, identity: IdentityProvider
+) -> None:
+    """The classic RS256/HS256 confusion: the public key used as a secret."""
+    public_pem = (
+        identity.private["rsa-1"]
+        .public_key()
+        .public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    token = forge_hs256(claims(), public_pem, "rsa-1")
+    app = create_app(settings_for(settings, "oidc", algorithms="RS256,ES256"))
+    async with client_for(app, headers=bearer(token)) as client:
+        response = await client.get("/api/v1/items")
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == "the token's algorithm is not accepted"
+
+
+async def test_a_key_id_must_match_its_key_type(
+    settings: Settings, identity: IdentityProvider
+) -> None:
+    # An ES256 token claiming the RSA key's id.
+    token = jwt.encode(
+        claims(), identity.private["ec-1"], "ES256", headers={"kid": "rsa-1"}
+    )
+    app = create_app(settings_for(settings, "oidc"))
+    async with client_for(app, headers=bearer(token)) as client:
+        response = await client.get("/api/v1/items")
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == "the token's algorithm does not match its key"
+
+
+async def test_rotated_keys_are_fetched_once_and_unknown_ids_do_not_flood(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "JWKS_MIN_REFRESH", 0.5)
+    with identity_provider() as provider:
+        app = create_app(settings_for(settings, "oidc", **auth_values(provider)))
+        async with client_for(app) as client:
+            first = await client.get(
+                "/api/v1/items", headers=bearer(provider.mint(ALICE))
+            )
+            rsa_kid, _ = provider.rotate()
+            await asyncio.sleep(0.6)
+            rotated = await client.get(
+                "/api/v1/items", headers=bearer(provider.mint(ALICE, kid=rsa_kid))
+            )
+            fetches = provider.fetches
+            unknown = [
+                await client.get(
+                    "/api/v1/items",
+                    headers=bearer(provider.mint(ALICE, kid="rsa-1") + "x"),
+                )
+                for _ in range(3)
+            ]
+            forged_kids = [
+                jwt.encode(
+                    claims(), provider.private["rsa-1"], "RS256", headers={"kid": kid}
+                )
+                for kid in ("nope-1", "nope-2", "nope-3")
+            ]
+            for token in forged_kids:
+                response = await client.get("/api/v1/items", headers=bearer(token))
+                assert response.json()["detail"] == "the token's signing key is unknown"
+
+    assert first.status_code == 200
+    assert rotated.status_code == 200  # the new key id made it fetch again
+    assert fetches == 2
+    assert {r.status_code for r in unknown} == {401}
+    # Unknown key ids within JWKS_MIN_REFRESH do not fetch again.
+    assert provider.fetches == 2
+
+
+async def test_an_unreachable_identity_provider_is_a_503(
+    settings: Settings, identity: IdentityProvider
+) -> None:
+    closed = httpx.URL("http://127.0.0.1:9/jwks.json")
+    app = create_app(settings_for(settings, "oidc", jwks_url=str(closed)))
+    async with client_for(app, headers=bearer(identity.mint(ALICE))) as client:
+        response = await client.get("/api/v1/items")
+
+    assert response.status_code == 503
+    assert response.json()["detail"] == "the identity provider's keys cannot be fetched"
+
+
+async def test_oidc_without_its_provider_starts_and_answers_503_to_tokens(
+    settings: Settings, identity: IdentityProvider
+) -> None:
+    unset = settings_for(settings, "oidc", jwks_url=None, issuer=None, audience=None)
+    async with client_for(create_app(unset)) as client:
+        anonymous = await client.get("/api/v1/items")
+        with_token = await client.get(
+            "/api/v1/items", headers=bearer(identity.mint(ALICE))
+        )
+
+    assert anonymous.status_code == 401
+    assert with_token.status_code == 503
+    assert "AUTH_JWKS_URL, AUTH_ISSUER, AUTH_AUDIENCE" in with_token.json()["detail"]
+
+
+async def test_a_failing_identity_provider_is_asked_again_only_after_a_pause(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "JWKS_MIN_REFRESH", 0.5)
+    with identity_provider() as provider:
+        provider.failing = True
+        app = create_app(settings_for(settings, "oidc", **auth_values(provider)))
+        async with client_for(app, headers=bearer(provider.mint(ALICE))) as client:
+            down = [(await client.get("/api/v1/items")).status_code for _ in range(3)]
+            fetches_while_down = provider.fetches
+            provider.failing = False
+            await asyncio.sleep(0.6)
+            back = await client.get("/api/v1/items")
+
+    assert down == [503, 503, 503]
+    assert fetches_while_down == 1
+    assert back.status_code == 200
+
+
+@pytest.mark.parametrize("mode", TOKEN_MODES)
+async def test_the_user_id_is_in_the_access_line(
+    settings: Settings,
+    identity: IdentityProvider,
+    mode: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app_settings = settings_for(settings, mode)
+    app = create_app(app_settings)
+    token = token_for(app_settings, identity, "carol")
+    async with client_for(app, headers=bearer(token)) as client:
+        await client.get("/api/v1/items")
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [access] = [line for line in lines if line.get("logger") == "access"]
+    assert access["user_id"] == "carol"
+
+
+async def test_the_development_helper_mints_a_token_the_service_accepts(
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app_settings = settings_for(settings, "jwt")
+    monkeypatch.setenv("AUTH_MODE", "jwt")
+    monkeypatch.setenv("AUTH_ISSUER", ISSUER)
+    monkeypatch.setenv("AUTH_AUDIENCE", AUDIENCE)
+    monkeypatch.setenv("SECRET_KEY", app_settings.secret_key.get_secret_value())
+
+    main(["token", "dora", "--minutes", "5"])
+    token = capsys.readouterr().out.strip()
+
+    user = await Authenticator(app_settings).authenticate(token)
+    assert user.id == "dora"
+    assert 240 < user.claims["exp"] - time.time() <= 300
+
+
+def test_the_development_helper_refuses_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values = production_values()
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET_KEY", values["secret_key"])
+    monkeypatch.setenv("ALLOWED_HOSTS", "api.example.com")
+    monkeypatch.setenv("DATABASE_DSN", "sqlite+aiosqlite:////data/app.db")
+    monkeypatch.setenv("WORKER_BROKER_DSN", "redis://redis.internal:6379/0")
+    monkeypatch.setenv("AUTH_MODE", "jwt")
+    monkeypatch.chdir(os.path.dirname(__file__))
+
+    with pytest.raises(SystemExit, match="minting tokens is for development"):
+        main(["token", "dora"])
+
+
+async def test_another_users_item_answers_404(
+    settings: Settings, identity: IdentityProvider
+) -> None:
+    app_settings = settings_for(settings, "jwt")
+    app = create_app(app_settings)
+    async with client_for(app) as client:
+        alice = bearer(token_for(app_settings, identity, ALICE))
+        bob = bearer(token_for(app_settings, identity, "bob"))
+        created = await client.post("/api/v1/items", json={"name": "a"}, headers=alice)
+        path = f"/api/v1/items/{created.json()['id']}"
+        answers = [
+            await client.get(path, headers=bob),
+            await client.patch(path, json={"name": "theirs"}, headers=bob),
+            await client.delete(path, headers=bob),
+        ]
+        listed = (await client.get("/api/v1/items", headers=bob)).json()
+        mine = await client.get(path, headers=alice)
+
+    assert [a.status_code for a in answers] == [404, 404, 404]
+    assert listed["total"] == 0
+    assert mine.json()["name"] == "a"

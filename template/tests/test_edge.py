@@ -1,0 +1,183 @@
+"""The edge of every request: hosts, body size, security headers, CORS,
+and timeouts on the service's own outgoing calls."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.clients import create_http_client
+from app.main import create_app
+from app.settings import HttpSettings, Settings
+from tests.fixtures.client import client_for
+from tests.fixtures.identity import user_headers
+from tests.fixtures.settings import make_settings
+
+pytestmark = pytest.mark.anyio
+
+
+def edge_settings(settings: Settings, **overrides: Any) -> Settings:
+    return make_settings(
+        settings.database.url, database=settings.database.model_dump(), **overrides
+    )
+
+
+@pytest.fixture
+def settings(module_settings: Settings) -> Settings:
+    """Apps here commit, to a database of this module (SQLite only)."""
+    return module_settings
+
+
+async def test_a_host_not_allowed_answers_400(settings: Settings) -> None:
+    app = create_app(
+        edge_settings(settings, allowed_hosts=["api.example.com", "*.internal.test"])
+    )
+    async with client_for(app, headers=user_headers(settings)) as client:
+        allowed = await client.get(
+            "/api/v1/items", headers={"host": "api.example.com:8443"}
+        )
+        subdomain = await client.get(
+            "/api/v1/items", headers={"host": "orders.internal.test"}
+        )
+        refused = await client.get("/api/v1/items", headers={"host": "evil.test"})
+        lookalike = await client.get(
+            "/api/v1/items", headers={"host": "api.example.com.evil.test"}
+        )
+        probe = await client.get("/live", headers={"host": "10.1.2.3:8000"})
+
+    assert allowed.status_code == 200
+    assert subdomain.status_code == 200
+    assert refused.status_code == 400
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["request_id"] == refused.headers["x-request-id"]
+    assert lookalike.status_code == 400
+    # kubelet probes by pod IP.
+    assert probe.status_code == 200
+
+
+async def test_an_oversized_body_answers_413(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    settings = make_settings(
+        url,
+        database={"dsn": url, "migrate_on_start": True},
+        http={"max_body_size": 2048},
+    )
+    app = create_app(settings)
+    big = {"name": "big", "description": "x" * 900, "padding": "y" * 2000}
+
+    async def streamed() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"x" * 1000
+
+    async with client_for(app, headers=user_headers(settings)) as client:
+        declared = await client.post("/api/v1/items", json=big)
+        chunked = await client.post(
+            "/api/v1/items",
+            content=streamed(),
+            headers={"content-type": "application/json"},
+        )
+        small = await client.post("/api/v1/items", json={"name": "small"})
+
+    assert declared.status_code == 413
+    assert declared.headers["content-type"] == "application/problem+json"
+    # No Content-Length: refused as soon as the stream passes the limit.
+    assert chunked.status_code == 413
+    assert chunked.json()["detail"] == "the request body is larger than 2048 bytes"
+    assert small.status_code == 201
+
+
+async def test_every_response_carries_the_security_headers(settings: Settings) -> None:
+    plain = create_app(edge_settings(settings))
+    strict = create_app(edge_settings(settings, http={"hsts": True}))
+    async with client_for(plain) as client:
+        responses = [await client.get(p) for p in ("/live", "/api/v1/items", "/nope")]
+    async with client_for(strict) as client:
+        hsts = (await client.get("/live")).headers
+
+    for response in responses:
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "strict-transport-security" not in response.headers
+    assert hsts["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+
+
+async def test_cors_preflight_is_answered_only_for_configured_origins(
+    settings: Settings,
+) -> None:
+    app = create_app(
+        edge_settings(settings, cors={"origins": "https://app.example.com"})
+    )
+    preflight = {
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization,content-type",
+    }
+    async with client_for(app) as client:
+        allowed = await client.options(
+            "/api/v1/items", headers={**preflight, "origin": "https://app.example.com"}
+        )
+        refused = await client.options(
+            "/api/v1/items", headers={**preflight, "origin": "https://evil.example"}
+        )
+        simple = await client.get(
+            "/live", headers={"origin": "https://app.example.com"}
+        )
+
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "POST" in allowed.headers["access-control-allow-methods"]
+    assert refused.status_code == 400
+    assert "access-control-allow-origin" not in refused.headers
+    assert simple.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+
+
+async def test_without_cors_origins_no_cors_headers_are_sent(
+    settings: Settings,
+) -> None:
+    async with client_for(create_app(edge_settings(settings))) as client:
+        response = await client.get("/live", headers={"origin": "https://a.example"})
+
+    assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A loopback server that accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+async def test_outgoing_calls_time_out(silent_server: str) -> None:
+    settings = HttpSettings(client_timeout=0.3, client_connect_timeout=0.3)
+    # The outer bound only keeps a broken client from hanging the tests:
+    # it would raise TimeoutError, not httpx's ReadTimeout.
+    async with asyncio.timeout(30), create_http_client(settings) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(silent_server)

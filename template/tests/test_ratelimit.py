@@ -1,0 +1,144 @@
+"""Rate limits: per caller, 429 with Retry-After and RateLimit headers, and
+shared by every app instance through Redis (TEST_REDIS_DSN)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from app.main import create_app
+from app.settings import Settings
+from tests.fixtures.client import client_for
+from tests.fixtures.identity import user_headers
+from tests.fixtures.settings import make_settings
+
+pytestmark = pytest.mark.anyio
+ITEMS = "/api/v1/items"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """A database of this test's own (these apps commit)."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+
+
+def limited(url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database": {"dsn": url, "migrate_on_start": True},
+        "ratelimit": {"write": "3/minute"},
+    }
+    return make_settings(url, **(values | overrides))
+
+
+async def test_the_fourth_write_in_a_minute_is_refused(
+    database_url: str,
+) -> None:
+    app_settings = limited(database_url)
+    app = create_app(app_settings)
+    async with client_for(app, headers=user_headers(app_settings)) as client:
+        answers = [await client.post(ITEMS, json={"name": f"n{i}"}) for i in range(4)]
+        reads = [await client.get(ITEMS) for _ in range(5)]
+
+    assert [a.status_code for a in answers] == [201, 201, 201, 429]
+    assert [a.headers["ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
+    refused = answers[-1]
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["ratelimit-limit"] == "3"
+    assert refused.headers["ratelimit-policy"] == "3;w=60"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert 0 <= int(refused.headers["ratelimit-reset"]) <= 60
+    # Reads are not write-limited.
+    assert {r.status_code for r in reads} == {200}
+
+
+async def test_each_caller_has_its_own_budget(
+    database_url: str,
+) -> None:
+    # Users are told apart by their tokens (AUTH_MODE=none has one user).
+    app_settings = limited(database_url, auth={"mode": "jwt"})
+    app = create_app(app_settings)
+    async with client_for(app) as client:
+        alice = user_headers(app_settings, "alice")
+        bob = user_headers(app_settings, "bob")
+        for i in range(3):
+            await client.post(ITEMS, json={"name": f"a{i}"}, headers=alice)
+        alice_again = await client.post(ITEMS, json={"name": "a9"}, headers=alice)
+        bob_first = await client.post(ITEMS, json={"name": "b0"}, headers=bob)
+
+    assert alice_again.status_code == 429
+    assert bob_first.status_code == 201
+
+
+async def test_anonymous_callers_are_counted_by_address(
+    database_url: str,
+) -> None:
+    app = create_app(limited(database_url))
+    async with client_for(app) as client:
+        answers = [await client.post(ITEMS, json={"name": "x"}) for _ in range(4)]
+
+    # Without a token: refused (or, in AUTH_MODE=none, answered) while the
+    # budget lasts, then 429.
+    assert answers[-1].status_code == 429
+
+
+async def test_limits_can_be_switched_off(
+    database_url: str,
+) -> None:
+    app_settings = limited(
+        database_url, ratelimit={"write": "1/minute", "enabled": False}
+    )
+    async with client_for(
+        create_app(app_settings), headers=user_headers(app_settings)
+    ) as client:
+        answers = [await client.post(ITEMS, json={"name": f"o{i}"}) for i in range(3)]
+
+    assert {a.status_code for a in answers} == {201}
+    assert "ratelimit-limit" not in answers[0].headers
+
+
+@pytest.fixture
+async def redis_dsn() -> AsyncIterator[str]:
+    """TEST_REDIS_DSN, with this test's keys removed afterwards."""
+    dsn = os.environ.get("TEST_REDIS_DSN")
+    if not dsn:
+        pytest.skip("TEST_REDIS_DSN is not set")
+    yield dsn
+    client = Redis.from_url(dsn)
+    async for key in client.scan_iter("ratelimit:test-*"):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.mark.redis
+async def test_two_app_instances_share_the_limit_through_redis(
+    database_url: str, redis_dsn: str
+) -> None:
+    # A service name of its own keeps this run's counters apart.
+    service = {"name": f"test-{uuid.uuid4().hex[:12]}"}
+    shared = limited(database_url, redis_dsn=redis_dsn, service=service)
+    headers = user_headers(shared)
+    # One after the other (an in-process worker is one per process): the
+    # second instance starts with the first one's count.
+    async with client_for(create_app(shared), headers=headers) as one:
+        answers = [await one.post(ITEMS, json={"name": f"r{i}"}) for i in range(2)]
+    async with client_for(create_app(shared), headers=headers) as two:
+        answers += [await two.post(ITEMS, json={"name": f"s{i}"}) for i in range(2)]
+
+    assert [a.status_code for a in answers] == [201, 201, 201, 429]
+    assert answers[-1].headers["ratelimit-remaining"] == "0"
+
+
+async def test_a_redis_outage_lets_requests_through(
+    database_url: str,
+) -> None:
+    closed = limited(database_url, redis_dsn="redis://127.0.0.1:9/0")
+    async with client_for(create_app(closed), headers=user_headers(closed)) as client:
+        answers = [await client.post(ITEMS, json={"name": f"d{i}"}) for i in range(4)]
+
+    assert {a.status_code for a in answers} == {201}
