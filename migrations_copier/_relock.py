@@ -41,7 +41,9 @@ def main() -> int:
         return 0
     if rebuilt:
         subprocess.run(["git", "add", "uv.lock"], check=False)
-        print("uv.lock had conflicts: rebuilt from the committed lock and pyproject.toml")
+        print(
+            "uv.lock had conflicts: rebuilt from the committed lock and pyproject.toml"
+        )
     return 0
 
 

@@ -273,6 +273,21 @@ async def reader(
     return await current_user(user)
 
 
+async def authenticated(
+    request: Request, user: Annotated[User | None, Depends(token_user)]
+) -> None:
+    """Router-wide guard: a route under it never answers a caller without a
+    token (GET and HEAD do while AUTH_PUBLIC_READS is on), even a route that
+    forgot `CurrentUser`."""
+    authenticator: Authenticator = request.state.authenticator
+    if user is None and not (
+        authenticator.public_reads and request.method in ("GET", "HEAD")
+    ):
+        raise NotAuthenticated("a bearer token is needed")
+
+
+# The guard of the API's router (app/api/v1.py).
+AUTHENTICATED = Depends(authenticated)
 CurrentUser = Annotated[User, Depends(current_user)]
 MaybeUser = Annotated[User | None, Depends(token_user)]
 Reader = Annotated[User | None, Depends(reader)]

@@ -16,10 +16,11 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from app import auth
 from app.__main__ import main
+from app.api import v1
 from app.auth import Authenticator
 from app.main import create_app
 from app.settings import Settings
@@ -33,6 +34,7 @@ from tests.fixtures.identity import (
     bearer,
     identity_provider,
     token_for,
+    user_headers,
 )
 from tests.fixtures.settings import make_settings, production_values
 
@@ -131,6 +133,31 @@ async def test_every_non_public_route_answers_401_without_a_token(
     assert {r.headers["content-type"] for r in answers.values()} == {
         "application/problem+json"
     }
+
+
+async def test_a_route_that_forgets_current_user_still_needs_a_token(
+    settings: Settings,
+) -> None:
+    forgetful = APIRouter()
+
+    @forgetful.get("/forgotten")
+    async def forgotten() -> dict[str, bool]:
+        return {"open": True}
+
+    # Included the way app/api/v1.py includes every domain router.
+    api = APIRouter(prefix=v1.API_PREFIX, dependencies=v1.router.dependencies)
+    api.include_router(forgetful)
+    jwt_settings = settings_for(settings, "jwt")
+    app = create_app(jwt_settings)
+    app.include_router(api)
+    async with client_for(app) as client:
+        anonymous = await client.get("/api/v1/forgotten")
+        alice = await client.get(
+            "/api/v1/forgotten", headers=user_headers(jwt_settings)
+        )
+
+    assert anonymous.status_code == 401
+    assert alice.json() == {"open": True}
 
 
 def test_the_walk_sees_the_routes_of_included_routers(jwt_app: FastAPI) -> None:
