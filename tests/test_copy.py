@@ -103,7 +103,7 @@ def test_copy_renders_the_files_the_answers_call_for(
         "postgresql+asyncpg://" in (project / ".env.example").read_text()
     ) is postgres
     flags = chosen["feature_flags"] == "openfeature"
-    for path in ("app/flags.py", "app/items/summary.py", "tests/test_flags.py"):
+    for path in ("app/flags.py", "app/items/insights.py", "tests/test_flags.py"):
         assert (project / path).exists() is flags, path
     assert ('"openfeature-sdk>=' in pyproject) is flags
     settings = (project / "app" / "settings.py").read_text()
