@@ -27,7 +27,8 @@ from app.ratelimit import RateLimit
 router = APIRouter(
     prefix="/items",
     tags=["items"],
-    responses=problem_responses(400, 401, 413, 422, 429, 503),
+    # The API router documents what every route can answer (app/api/v1.py).
+    responses=problem_responses(429),
 )
 # Changes are counted per caller (RATELIMIT_WRITE).
 write_limit = [Depends(RateLimit("write"))]

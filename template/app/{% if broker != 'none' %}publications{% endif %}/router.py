@@ -17,7 +17,7 @@ from app.worker.jobs import JobsDep
 router = APIRouter(
     prefix="/items",
     tags=["publications"],
-    responses=problem_responses(400, 401, 404, 413, 422, 429, 503),
+    responses=problem_responses(404, 429),
 )
 
 
