@@ -52,6 +52,18 @@ ALWAYS = [
     "ops/prometheus/alerts.yml",
     "migrations/env.py",
     "tests/conftest.py",
+    "Dockerfile",
+    ".dockerignore",
+    "compose.yaml",
+    ".checkov.yaml",
+    "deploy/k8s/base/kustomization.yaml",
+    "deploy/k8s/overlays/staging/kustomization.yaml",
+    "deploy/k8s/overlays/production/kustomization.yaml",
+    "deploy/k8s/secret.example.yaml",
+    "deploy/policy/kubernetes.rego",
+    ".github/workflows/ci.yml",
+    "RUNBOOK.md",
+    "ARCHITECTURE.md",
 ]
 LICENSE_FIRST_LINE = {
     "MIT": "MIT License",

@@ -27,7 +27,16 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     from alembic import command
+    from sqlalchemy.engine import make_url
 
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (
+        None,
+        "",
+        ":memory:",
+    ):
+        # A SQLite file's folder (var/ on the embedded default) may not exist yet.
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
 
 

@@ -74,3 +74,13 @@ async def test_models_and_migrations_do_not_drift(empty_database: str) -> None:
     await engine.dispose()
 
     assert diff == []
+
+
+async def test_upgrade_creates_the_folder_of_a_new_sqlite_file(tmp_path: Path) -> None:
+    database = tmp_path / "var" / "fresh.db"  # var/ does not exist yet
+    url = f"sqlite+aiosqlite:///{database}"
+
+    await asyncio.to_thread(migrations.upgrade, url)
+
+    assert database.is_file()
+    assert await tables(url) == set(metadata.tables)

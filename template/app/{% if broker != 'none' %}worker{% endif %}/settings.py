@@ -28,7 +28,7 @@ class WorkerSettings(BaseModel):
     processes: int = Field(default=2, ge=1, le=64)
     threads: int = Field(default=4, ge=1, le=256)
     # Seconds a stopping worker waits for running tasks; keep it below the
-    # deployment's termination grace period (30 s in deploy/).
+    # deployment's termination grace period (45 s in deploy/k8s).
     shutdown_timeout: float = Field(default=20.0, gt=0, le=3600)
     # Redis only: how long a crashed worker's unacknowledged messages wait
     # before redelivery, and how many broker commands in a million run that check.
