@@ -18,6 +18,7 @@ WORKFLOWS = [
     ROOT / ".github" / "workflows" / "ci.yml",
     ROOT / "template" / ".github" / "workflows" / "template-update.yml",
     ROOT / "template" / ".github" / "workflows" / "security.yml",
+    ROOT / ".github" / "workflows" / "release.yml",
 ]
 
 

@@ -33,6 +33,8 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=url.startswith("sqlite"),
+        # Autogenerate writes sqlmodel.AutoString, a name mypy knows.
+        user_module_prefix="sqlmodel.",
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -43,6 +45,7 @@ def do_run_migrations(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
+        user_module_prefix="sqlmodel.",
         compare_type=True,
     )
     with context.begin_transaction():
