@@ -466,6 +466,15 @@ def test_the_rego_policies_pass_every_rendered_manifest(
         (lambda spec, c: c.update(image="ghcr.io/acme/api"), "pinned"),
         (lambda spec, c: c.pop("readinessProbe"), "readiness"),
         (lambda spec, c: c["resources"].pop("limits"), "memory limit"),
+        (lambda spec, c: spec.pop("enableServiceLinks"), "enableServiceLinks"),
+        (
+            lambda spec, c: spec.pop("automountServiceAccountToken"),
+            "automountServiceAccountToken",
+        ),
+        (
+            lambda spec, c: c["securityContext"].pop("allowPrivilegeEscalation"),
+            "allowPrivilegeEscalation",
+        ),
     ],
     ids=[
         "root",
@@ -476,6 +485,9 @@ def test_the_rego_policies_pass_every_rendered_manifest(
         "untagged",
         "no-readiness",
         "no-limit",
+        "service-links-unset",
+        "token-unset",
+        "escalation-unset",
     ],
 )
 def test_the_rego_policies_refuse_a_weakened_deployment(
@@ -662,5 +674,21 @@ def test_the_mesh_examples_select_the_services_pods(service: Path) -> None:
         assert doc["apiVersion"] == "security.istio.io/v1"
         assert doc["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == slug
     policy = next(doc for doc in istio if doc["kind"] == "AuthorizationPolicy")
-    assert policy["spec"]["rules"][0]["to"][0]["operation"]["ports"] == ["8000"]
+    admitted = {
+        rule["from"][0]["source"]["namespaces"][0]: rule["to"][0]["operation"]["ports"]
+        for rule in policy["spec"]["rules"]
+    }
+    # The same callers and ports as the NetworkPolicy of the API.
+    docs = render_overlay(service, "production")
+    ingress = {
+        rule["from"][0]["namespaceSelector"]["matchLabels"][
+            "kubernetes.io/metadata.name"
+        ]: [str(port["port"]) for port in rule["ports"]]
+        for doc in docs
+        if doc["kind"] == "NetworkPolicy"
+        and doc["metadata"]["name"].endswith("-api-ingress")
+        for rule in doc["spec"]["ingress"]
+    }
+    for namespace, ports in admitted.items():
+        assert set(ports) <= set(ingress[namespace]), (namespace, ports)
     assert linkerd["metadata"]["annotations"]["linkerd.io/inject"] == "enabled"

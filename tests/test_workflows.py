@@ -4,6 +4,7 @@ here: these prove the files are well formed and safe, not that they run)."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,22 @@ def test_the_update_workflow_runs_the_renovate_command() -> None:
     assert "copier update --skip-answered --defaults --trust" in " ".join(text.split())
     assert "--answers-file .copier-answers.yml" in text
     assert "check-update" in text
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_every_action_and_reusable_workflow_is_pinned_or_local(workflow: Path) -> None:
+    """A reusable workflow of the same repository is named with GitHub's
+    self-repository form (`$/.github/workflows/...`, what zizmor's
+    self-repository audit asks for); anything else is pinned by commit."""
+    jobs = yaml.safe_load(workflow.read_text())["jobs"]
+    uses = [job["uses"] for job in jobs.values() if "uses" in job]
+    uses += [
+        step["uses"]
+        for job in jobs.values()
+        for step in job.get("steps", [])
+        if "uses" in step
+    ]
+
+    for target in uses:
+        local = target.startswith("$/.github/workflows/")
+        assert local or re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", target), target

@@ -27,13 +27,13 @@ deny contains msg if {
 
 deny contains msg if {
 	pod_spec
-	pod_spec.enableServiceLinks != false
+	object.get(pod_spec, "enableServiceLinks", true) != false
 	msg := sprintf("%s: enableServiceLinks must be false (service links leak variables into settings)", [name])
 }
 
 deny contains msg if {
 	pod_spec
-	pod_spec.automountServiceAccountToken != false
+	object.get(pod_spec, "automountServiceAccountToken", true) != false
 	msg := sprintf("%s: automountServiceAccountToken must be false", [name])
 }
 
@@ -45,7 +45,7 @@ deny contains msg if {
 
 deny contains msg if {
 	some container in containers
-	container.securityContext.allowPrivilegeEscalation != false
+	object.get(object.get(container, "securityContext", {}), "allowPrivilegeEscalation", true) != false
 	msg := sprintf("%s: container %s must set allowPrivilegeEscalation: false", [name, container.name])
 }
 
