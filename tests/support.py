@@ -193,10 +193,24 @@ PASSED = re.compile(r"(\d+) passed")
 SKIPPED = re.compile(r"(\d+) skipped")
 
 
-def run_gates(project: Path, answers: Mapping[str, Any]) -> dict[str, str]:
+# What an update test leaves out of the service's pytest run: the overhead
+# benchmark (a run of its own servers, ~25 s, whose code no update path
+# changes differently from a fresh copy, where it runs) and most of the fuzz
+# examples (10 per operation instead of 30). Copies run everything.
+UPDATE_PYTEST_ARGS = [
+    "--deselect",
+    "tests/test_benchmarks.py::test_the_overhead_benchmark_runs_and_reports_every_server",
+]
+UPDATE_FUZZ_EXAMPLES = "10"
+
+
+def run_gates(
+    project: Path, answers: Mapping[str, Any], *, after_update: bool = False
+) -> dict[str, str]:
     """Run the project's own gates in its own locked environment.
 
     Returns each gate's output; fails the test on the first gate that fails.
+    `after_update` trims the service's pytest run (UPDATE_PYTEST_ARGS).
     """
     answers = effective(answers)
     env = tool_env(interpreter(answers["python_version"]))
@@ -241,8 +255,12 @@ def run_gates(project: Path, answers: Mapping[str, Any]) -> dict[str, str]:
         if not reachable(address):
             missing(f"{broker} on {address[0]}:{address[1]}")
         test_env["TEST_BROKER_DSN"] = dsn
+    extra: list[str] = []
+    if after_update:
+        extra = UPDATE_PYTEST_ARGS
+        test_env["FUZZ_MAX_EXAMPLES"] = UPDATE_FUZZ_EXAMPLES
     tests = run(
-        ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"],
+        ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider", *extra],
         project,
         test_env,
     )

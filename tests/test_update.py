@@ -157,7 +157,7 @@ def test_update_keeps_owner_edits_and_passes_the_gates(
     assert sorted(ran) == sorted(
         (version, stage) for version in crossed for stage in ("before", "after")
     ), output
-    run_gates(project, expected)
+    run_gates(project, expected, after_update=True)
 
     commit(project, f"update to {next_tag}")
     again = update(project, next_tag, answers)
@@ -189,7 +189,7 @@ def test_a_service_made_before_the_worker_switches_it_on_with_an_update(
         yaml.safe_load((project / ".copier-answers.yml").read_text())["broker"]
         == "redis"
     )
-    run_gates(project, answers)
+    run_gates(project, answers, after_update=True)
 
 
 @pytest.mark.slow
