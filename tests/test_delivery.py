@@ -14,7 +14,6 @@ import json
 import re
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,9 @@ WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 _rendered: dict[str, Path] = {}
 
 
-@pytest.fixture
-def service(answers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The working tree rendered with the answer set (no tasks: no lock)."""
+def rendered(answers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The working tree rendered with the answers (no tasks: no lock), once
+    per answer set and test process."""
     key = json.dumps(answers, sort_keys=True)
     if key not in _rendered:
         destination = tmp_path_factory.mktemp("service") / "service"
@@ -50,6 +49,12 @@ def service(answers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
         ).check()  # fmt: skip
         _rendered[key] = destination
     return _rendered[key]
+
+
+@pytest.fixture
+def service(answers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The working tree rendered with the answer set."""
+    return rendered(answers, tmp_path_factory)
 
 
 # --- kustomize -------------------------------------------------------------
@@ -300,7 +305,7 @@ def test_compose_runs_migrations_before_the_api(
 
 
 @pytest.fixture
-def manifests(service: Path, tmp_path: Path) -> dict[str, list[dict[str, Any]]]:
+def manifests(service: Path) -> dict[str, list[dict[str, Any]]]:
     return {overlay: render_overlay(service, overlay) for overlay in OVERLAYS}
 
 
@@ -508,19 +513,7 @@ def test_the_rego_policies_refuse_a_weakened_deployment(
 
 
 def default_service(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    key = json.dumps({}, sort_keys=True)
-    if key not in _rendered:
-        destination = tmp_path_factory.mktemp("service") / "service"
-        run(
-            [
-                "copier", "copy", "--trust", "--defaults", "--skip-tasks",
-                "--vcs-ref", "HEAD", str(ROOT), str(destination),
-            ],
-            ROOT,
-            tool_env(),
-        ).check()  # fmt: skip
-        _rendered[key] = destination
-    return _rendered[key]
+    return rendered({}, tmp_path_factory)
 
 
 # --- the numbers agree across files ------------------------------------------
@@ -637,12 +630,8 @@ def test_the_secret_example_lists_keys_without_values(service: Path) -> None:
         assert not any("secret" in resource for resource in resources), kustomization
 
 
-def iter_workflows(service: Path) -> Iterator[Path]:
-    yield from sorted((service / ".github" / "workflows").glob("*.yml"))
-
-
 def test_the_service_workflows_pass_the_schema_and_zizmor(service: Path) -> None:
-    workflows = list(iter_workflows(service))
+    workflows = sorted((service / ".github" / "workflows").glob("*.yml"))
     assert service / ".github" / "workflows" / "ci.yml" in workflows
 
     run(
