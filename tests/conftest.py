@@ -31,6 +31,13 @@ def pytest_configure(config: pytest.Config) -> None:
     local.env.update(**extra)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (stable otherwise): the long update and gate runs start
+    on every worker at once, and the quick tests fill the end, where one
+    worker would otherwise sit idle behind the last long test."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(params=sorted(ANSWER_SETS), ids=str)
 def answers(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Each answer set in tests/answers/."""
