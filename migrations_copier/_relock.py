@@ -6,17 +6,32 @@ alphabetical order), copier's three-way merge leaves conflict markers in
 uv.lock. A lock file is not merged by hand: it is rebuilt from the owner's
 last committed lock (their pinned versions stay) by `uv lock`, which adds
 what the merged pyproject.toml now asks for, and is staged as resolved.
+
+A lock that cannot be written fails the copy or update (exit 1) with the
+cause and the command to run once it is fixed: a service whose lock is stale
+must not look updated (Renovate would open its pull request all the same).
 Standard library only; run from the project's root.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 LOCK = Path("uv.lock")
 MARKER = "\n<<<<<<< "
+PYTHON_VERSION = Path(".python-version")
+
+
+def find_uv() -> str | None:
+    """uv beside the Python running copier (its virtual environment or pipx
+    venv), else on PATH: a version manager's shim on PATH may answer for
+    another Python than the one copier runs on."""
+    beside = Path(sys.executable).parent / ("uv.exe" if os.name == "nt" else "uv")
+    return str(beside) if beside.is_file() else shutil.which("uv")
 
 
 def committed_lock() -> str | None:
@@ -26,7 +41,34 @@ def committed_lock() -> str | None:
     return shown.stdout if shown.returncode == 0 else None
 
 
+def missing_python(uv: str) -> str | None:
+    """The Python the service asks for, when uv finds no such interpreter
+    (with UV_PYTHON and .python-version, as `uv lock` looks for it)."""
+    found = subprocess.run(
+        [uv, "python", "find"], capture_output=True, text=True, check=False
+    )
+    if found.returncode == 0:
+        return None
+    if PYTHON_VERSION.exists():
+        return PYTHON_VERSION.read_text().strip()
+    return "(see .python-version)"
+
+
+def fail(message: str) -> int:
+    # Copier removes the folder of a copy whose task failed; an update stays.
+    if os.environ.get("COPIER_OPERATION") == "copy":
+        message += " (or fix it and run the copy again)"
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
 def main() -> int:
+    uv = find_uv()
+    if uv is None:
+        return fail(
+            "uv is not on PATH, so uv.lock was not written: install uv"
+            " (pip install uv), then run: uv lock"
+        )
     rebuilt = False
     if LOCK.exists() and MARKER in "\n" + LOCK.read_text():
         previous = committed_lock()
@@ -35,10 +77,18 @@ def main() -> int:
         else:
             LOCK.write_text(previous)
         rebuilt = True
-    locked = subprocess.run(["uv", "lock", "--quiet"], check=False)
+    locked = subprocess.run([uv, "lock", "--quiet"], check=False)
     if locked.returncode != 0:
-        print("warning: uv.lock was not written; run: uv lock", file=sys.stderr)
-        return 0
+        if (wanted := missing_python(uv)) is not None:
+            return fail(
+                f"Python {wanted} (the python_version answer) was not found, so"
+                " uv.lock was not written: install it, or choose a Python you"
+                " have with --data python_version=3.X, then run: uv lock"
+            )
+        return fail(
+            f"uv lock exited {locked.returncode} (its message is above), so"
+            " uv.lock is not up to date: fix the cause, then run: uv lock"
+        )
     if rebuilt:
         subprocess.run(["git", "add", "uv.lock"], check=False)
         print(

@@ -103,25 +103,27 @@ async def test_limits_can_be_switched_off(
 
 
 @pytest.fixture
-async def redis_dsn() -> AsyncIterator[str]:
-    """TEST_REDIS_DSN, with this test's keys removed afterwards."""
+async def shared_redis() -> AsyncIterator[tuple[str, str]]:
+    """TEST_REDIS_DSN and a service name of this test's own: its counters are
+    apart from every other run's, and only they are removed afterwards (other
+    tests may be using the same Redis at the same time)."""
     dsn = os.environ.get("TEST_REDIS_DSN")
     if not dsn:
         pytest.skip("TEST_REDIS_DSN is not set")
-    yield dsn
+    service = f"test-{uuid.uuid4().hex[:12]}"
+    yield dsn, service
     client = Redis.from_url(dsn)
-    async for key in client.scan_iter("ratelimit:test-*"):
+    async for key in client.scan_iter(f"ratelimit:{service}*"):
         await client.delete(key)
     await client.aclose()
 
 
 @pytest.mark.redis
 async def test_two_app_instances_share_the_limit_through_redis(
-    database_url: str, redis_dsn: str
+    database_url: str, shared_redis: tuple[str, str]
 ) -> None:
-    # A service name of its own keeps this run's counters apart.
-    service = {"name": f"test-{uuid.uuid4().hex[:12]}"}
-    shared = limited(database_url, redis_dsn=redis_dsn, service=service)
+    redis_dsn, name = shared_redis
+    shared = limited(database_url, redis_dsn=redis_dsn, service={"name": name})
     headers = user_headers(shared)
     # One after the other (an in-process worker is one per process): the
     # second instance starts with the first one's count.
