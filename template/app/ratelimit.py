@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import Request, Response
 from limits import RateLimitItem, parse
@@ -31,6 +31,7 @@ from loguru import logger
 
 from app.auth import MaybeUser
 from app.errors import TooManyRequests
+from app.plugin import Plugin, Resources
 from app.settings import Settings
 
 Category = Literal["write", "login"]
@@ -74,10 +75,10 @@ class RateLimiter:
 
 
 @asynccontextmanager
-async def rate_limiter_lifespan(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+async def rate_limiter_lifespan(settings: Settings) -> AsyncIterator[Resources]:
     """Open the counters' storage for the app's lifetime."""
     if settings.redis_dsn is None:
-        yield {"rate_limiter": RateLimiter(settings, MemoryStorage())}
+        yield Resources(values={"rate_limiter": RateLimiter(settings, MemoryStorage())})
         return
     from redis.asyncio import ConnectionPool
 
@@ -93,9 +94,12 @@ async def rate_limiter_lifespan(settings: Settings) -> AsyncIterator[dict[str, A
         connection_pool=pool,  # type: ignore[arg-type]
     )
     try:
-        yield {"rate_limiter": RateLimiter(settings, storage)}
+        yield Resources(values={"rate_limiter": RateLimiter(settings, storage)})
     finally:
         await pool.aclose()
+
+
+rate_limits_plugin = Plugin(name="rate-limits", lifespan=rate_limiter_lifespan)
 
 
 class RateLimit:

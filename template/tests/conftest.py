@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import get_session
-from app.main import create_app
 from app.models import metadata
 from app.settings import Settings
 from tests.fixtures.client import client_for
@@ -34,6 +33,8 @@ from tests.fixtures.identity import (
     shared_identity,
     token_for,
 )
+from tests.fixtures.probe import metadata as notes_metadata
+from tests.fixtures.probe import notes_app
 from tests.fixtures.settings import make_settings
 
 BACKENDS = [pytest.param("sqlite", id="sqlite")]
@@ -76,6 +77,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         enable_sqlite_savepoints(engine)
     async with engine.begin() as connection:
         await connection.run_sync(metadata.create_all)
+        await connection.run_sync(notes_metadata.create_all)
     yield engine
     await engine.dispose()
 
@@ -118,7 +120,7 @@ def module_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings, session: AsyncSession) -> Iterator[FastAPI]:
-    app = create_app(settings)
+    app = notes_app(settings)
 
     async def test_session() -> AsyncIterator[AsyncSession]:
         yield session

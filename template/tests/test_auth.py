@@ -20,9 +20,9 @@ from fastapi import APIRouter, FastAPI
 
 from app import auth
 from app.__main__ import main
-from app.api import v1
 from app.auth import Authenticator
 from app.main import create_app
+from app.plugin import Plugin
 from app.settings import Settings
 from tests.fixtures.client import client_for
 from tests.fixtures.identity import (
@@ -144,12 +144,11 @@ async def test_a_route_that_forgets_current_user_still_needs_a_token(
     async def forgotten() -> dict[str, bool]:
         return {"open": True}
 
-    # Included the way app/api/v1.py includes every domain router.
-    api = APIRouter(prefix=v1.API_PREFIX, dependencies=v1.router.dependencies)
-    api.include_router(forgetful)
+    # Plugged in the way an owner plugs in a router of their own.
     jwt_settings = settings_for(settings, "jwt")
-    app = create_app(jwt_settings)
-    app.include_router(api)
+    app = create_app(
+        jwt_settings, extra_plugins=[Plugin(name="forgetful", api_routers=[forgetful])]
+    )
     async with client_for(app) as client:
         anonymous = await client.get("/api/v1/forgotten")
         alice = await client.get(

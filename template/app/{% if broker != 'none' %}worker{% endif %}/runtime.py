@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric
 
 from app.health import Check
+from app.plugin import Plugin, Resources
 from app.settings import Settings
 from app.worker.broker import create_broker
 from app.worker.jobs import ping
@@ -81,7 +82,7 @@ REGISTRY.register(IN_PROCESS_WORKERS)
 
 
 @asynccontextmanager
-async def broker_lifespan(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+async def broker_lifespan(settings: Settings) -> AsyncIterator[Resources]:
     """Open the broker; on the stub broker, also run a worker in this process."""
     worker_settings = settings.worker
     in_process = worker_settings.uses_stub
@@ -97,7 +98,7 @@ async def broker_lifespan(settings: Settings) -> AsyncIterator[dict[str, Any]]:
         logger.info("in-process worker started (stub broker, development only)")
     check = Check("broker", lambda: anyio.to_thread.run_sync(ping, broker))
     try:
-        yield {"broker": broker, "checks": [check]}
+        yield Resources(values={"broker": broker}, checks=[check])
     finally:
         if worker is not None:
             await anyio.to_thread.run_sync(
@@ -106,3 +107,6 @@ async def broker_lifespan(settings: Settings) -> AsyncIterator[dict[str, Any]]:
                 )
             )
         broker.close()
+
+
+worker_plugin = Plugin(name="worker", lifespan=broker_lifespan)
