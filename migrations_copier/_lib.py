@@ -51,6 +51,23 @@ TOP_KEY = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_-]*):(?P<rest>.*)$")
 
 
 @dataclass(frozen=True)
+class Rewrite:
+    """A text the template once wrote into a file the owner now owns, and
+    what this release needs there instead (a codemod, as `ng update` runs).
+
+    Applied where the file still holds `old` exactly; a file holding neither
+    `old` nor `new` was changed by its owner and is reported, not touched.
+    `unless_used`: skip the rewrite while this name still appears in the file
+    outside `old` (an import the owner's own code uses).
+    """
+
+    path: str
+    old: str
+    new: str
+    unless_used: str | None = None
+
+
+@dataclass(frozen=True)
 class Changes:
     """What one release renamed, moved or changed."""
 
@@ -63,6 +80,11 @@ class Changes:
     moved_files: dict[str, str] = field(default_factory=dict)
     renamed_settings: dict[str, str] = field(default_factory=dict)
     setting_files: tuple[str, ...] = SETTING_FILES
+    rewrites: tuple[Rewrite, ...] = ()
+    # Merge the heads of the service's own Alembic revisions (migrations/
+    # versions) when there are several, so `python -m app migrate` and
+    # `alembic revision` work without a manual step.
+    merge_service_heads: bool = False
 
 
 # ---------------------------------------------------------------- answers
@@ -328,16 +350,118 @@ def rename_settings_in_files(
     return [f"renamed {names} in {', '.join(changed)}"]
 
 
+# ---------------------------------------------------------------- codemods
+
+
+def apply_rewrites(project: Path, rewrites: Sequence[Rewrite]) -> list[str]:
+    done = []
+    for rewrite in rewrites:
+        path = project / rewrite.path
+        if not path.is_file():
+            continue
+        text = path.read_text()
+        if rewrite.old not in text:
+            if rewrite.new and rewrite.new not in text:
+                done.append(
+                    f"left {rewrite.path} as its owner changed it: replace"
+                    f" {rewrite.old.strip()!r} with {rewrite.new.strip()!r} by hand"
+                )
+            continue
+        if rewrite.unless_used and rewrite.unless_used in text.replace(
+            rewrite.old, "", 1
+        ):
+            continue
+        path.write_text(text.replace(rewrite.old, rewrite.new, 1))
+        done.append(f"rewrote {rewrite.path}")
+    return sorted(set(done), key=done.index)
+
+
+# ---------------------------------------------------------------- alembic
+
+SERVICE_VERSIONS = Path("migrations/versions")
+REVISION = re.compile(r"^revision(?:: str)? = [\"']([^\"']+)[\"']", re.MULTILINE)
+DOWN_REVISION = re.compile(r"^down_revision(?:: [^=]+)? = (.+)$", re.MULTILINE)
+
+
+def revision_graph(folder: Path) -> dict[str, tuple[str, ...]]:
+    """Each revision in `folder` and its parents, read from the files."""
+    graph = {}
+    for path in sorted(folder.glob("*.py")):
+        text = path.read_text()
+        revision, parents = REVISION.search(text), DOWN_REVISION.search(text)
+        if revision is None or parents is None:
+            continue
+        graph[revision.group(1)] = tuple(
+            re.findall(r"[\"']([^\"']+)[\"']", parents.group(1))
+        )
+    return graph
+
+
+def heads_of(graph: dict[str, tuple[str, ...]]) -> list[str]:
+    parents = {parent for ups in graph.values() for parent in ups}
+    return sorted(revision for revision in graph if revision not in parents)
+
+
+MERGE = '''"""merge the service's heads ({names})
+
+Written by the template's migration to v{version}: before it, template
+revisions and yours shared one folder and could branch apart.
+
+Revision ID: {revision}
+Revises: {names}
+Create Date: {date}
+"""
+
+from collections.abc import Sequence
+
+revision: str = "{revision}"
+down_revision: str | Sequence[str] | None = ({parents})
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def merge_service_heads(project: Path, version: str) -> list[str]:
+    folder = project / SERVICE_VERSIONS
+    heads = heads_of(revision_graph(folder)) if folder.is_dir() else []
+    if len(heads) < 2:
+        return []
+    revision = "merge_" + "_".join(head[:12] for head in heads)
+    path = folder / f"20261205_{revision}.py"
+    path.write_text(
+        MERGE.format(
+            names=", ".join(heads),
+            version=version,
+            revision=revision,
+            date="2026-12-05 00:00:00",
+            parents=", ".join(f'"{head}"' for head in heads),
+        )
+    )
+    return [f"merged the Alembic heads {', '.join(heads)} in {path.name}"]
+
+
 def after(project: Path, changes: Changes, template: str) -> list[str]:
     scratch = Path(tempfile.mkdtemp(prefix="prodstarter-migration-"))
     try:
         renders = Renders(project, template, scratch)
-        return [
+        done = [
             *move_files(project, changes, renders),
             *rename_settings_in_files(project, changes, renders),
+            *apply_rewrites(project, changes.rewrites),
         ]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    if changes.merge_service_heads:
+        done += merge_service_heads(project, changes.version)
+    return done
 
 
 STAGES: dict[str, Callable[..., list[str]]] = {"before": before, "after": after}

@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--reload", action="store_true", help="restart on code changes (dev)"
     )
     migrate_parser = commands.add_parser("migrate", help="apply migrations")
-    migrate_parser.add_argument("revision", nargs="?", default="head")
+    migrate_parser.add_argument("revision", nargs="?", default="heads")
     token_parser = commands.add_parser(
         "token", help="print a bearer token for local use (AUTH_MODE=jwt)"
     )

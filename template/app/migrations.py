@@ -12,6 +12,13 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Your revisions; the template's are in migrations/template, a branch of
+# their own (label "template") that never follows or precedes yours.
+SERVICE_VERSIONS = PROJECT_ROOT / "migrations" / "versions"
+# Tables made and changed only by the template's branch: autogenerate leaves
+# them alone whether or not their models are imported (the worker's exist
+# even without a broker, so switching one on later finds them).
+TEMPLATE_TABLES = frozenset({"processed_messages"})
 
 
 def alembic_config(database_url: str) -> Config:
@@ -25,7 +32,9 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "heads") -> None:
+    """Apply every branch's revisions up to `revision` (all heads: the
+    template's and yours)."""
     from alembic import command
     from sqlalchemy.engine import make_url
 

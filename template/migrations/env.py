@@ -1,15 +1,26 @@
-"""Alembic environment: async engine, URL from the service settings."""
+"""Alembic environment: async engine, URL from the service settings.
+
+New revisions (`alembic revision`, with or without --autogenerate) go to
+migrations/versions, after every head of yours there (several heads are
+merged by the new revision); the template's branch in migrations/template
+is never their parent, and its tables are never compared.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from logging.config import fileConfig
+from pathlib import Path
+from typing import Any
 
 from alembic import context
+from alembic.operations.ops import MigrationScript
+from alembic.script import ScriptDirectory
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.migrations import SERVICE_VERSIONS, TEMPLATE_TABLES
 from app.models import metadata
 from app.settings import load_settings
 
@@ -25,16 +36,65 @@ def database_url() -> str:
     return config.get_main_option("sqlalchemy.url") or load_settings().database.url
 
 
+def include_object(
+    _: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Autogenerate never touches the template's tables, in the database or
+    in the models."""
+    return not (type_ == "table" and name in TEMPLATE_TABLES)
+
+
+def service_versions(script: ScriptDirectory) -> Path:
+    """migrations/versions beside this file (the service's revisions)."""
+    return Path(script.dir) / SERVICE_VERSIONS.name
+
+
+def service_heads(script: ScriptDirectory) -> tuple[str, ...]:
+    """The heads of the revisions in migrations/versions (the service's)."""
+    folder = service_versions(script).resolve()
+    return tuple(
+        revision.revision
+        for revision in script.get_revisions("heads")
+        if revision is not None
+        and revision.path is not None
+        and Path(revision.path).resolve().parent == folder
+    )
+
+
+def place_new_revisions(_: object, revision: object, directives: list[Any]) -> None:
+    """A new revision of the service's: in migrations/versions, after the
+    service's own heads (a new base when there are none yet), unless the
+    command named --head or --version-path itself."""
+    script = ScriptDirectory.from_config(config)
+    for directive in directives:
+        if not isinstance(directive, MigrationScript):
+            continue
+        if directive.version_path is None:
+            directive.version_path = str(service_versions(script))
+        if directive.head in (None, "head"):
+            heads = service_heads(script)
+            # Alembic takes several heads here (a merge) though it types one.
+            directive.head = heads if len(heads) > 1 else (heads or ("base",))[0]  # type: ignore[assignment]
+
+
+def options() -> dict[str, Any]:
+    return {
+        "target_metadata": target_metadata,
+        "include_object": include_object,
+        "process_revision_directives": place_new_revisions,
+        # Autogenerate writes sqlmodel.AutoString, a name mypy knows.
+        "user_module_prefix": "sqlmodel.",
+    }
+
+
 def run_migrations_offline() -> None:
     """Emit SQL to stdout instead of running it (`alembic upgrade --sql`)."""
     url = database_url()
     context.configure(
         url=url,
-        target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=url.startswith("sqlite"),
-        # Autogenerate writes sqlmodel.AutoString, a name mypy knows.
-        user_module_prefix="sqlmodel.",
+        **options(),
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -43,10 +103,9 @@ def run_migrations_offline() -> None:
 def do_run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
-        user_module_prefix="sqlmodel.",
         compare_type=True,
+        **options(),
     )
     with context.begin_transaction():
         context.run_migrations()
