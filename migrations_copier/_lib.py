@@ -81,6 +81,12 @@ class Changes:
     renamed_settings: dict[str, str] = field(default_factory=dict)
     setting_files: tuple[str, ...] = SETTING_FILES
     rewrites: tuple[Rewrite, ...] = ()
+    # Owner files (seams) this release introduces: updates never render
+    # owner files, so a service made before gets each from the new release's
+    # render once, where it has none.
+    added_owner_files: tuple[str, ...] = ()
+    # Steps of the release's own, after the rest: each returns what it did.
+    after_steps: tuple[Callable[[Path], list[str]], ...] = ()
     # Merge the heads of the service's own Alembic revisions (migrations/
     # versions) when there are several, so `python -m app migrate` and
     # `alembic revision` work without a manual step.
@@ -448,6 +454,21 @@ def merge_service_heads(project: Path, version: str) -> list[str]:
     return [f"merged the Alembic heads {', '.join(heads)} in {path.name}"]
 
 
+def add_owner_files(project: Path, paths: Sequence[str], renders: Renders) -> list[str]:
+    added = []
+    for path in paths:
+        target = project / path
+        if target.exists():
+            continue
+        source = renders.new() / path
+        if not source.is_file():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+        added.append(path)
+    return [f"added {', '.join(added)}"] if added else []
+
+
 def after(project: Path, changes: Changes, template: str) -> list[str]:
     scratch = Path(tempfile.mkdtemp(prefix="prodstarter-migration-"))
     try:
@@ -455,12 +476,15 @@ def after(project: Path, changes: Changes, template: str) -> list[str]:
         done = [
             *move_files(project, changes, renders),
             *rename_settings_in_files(project, changes, renders),
+            *add_owner_files(project, changes.added_owner_files, renders),
             *apply_rewrites(project, changes.rewrites),
         ]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if changes.merge_service_heads:
         done += merge_service_heads(project, changes.version)
+    for step in changes.after_steps:
+        done += step(project)
     return done
 
 

@@ -13,6 +13,8 @@ files hold text an earlier release wrote that v0.7.0 changes (after stage):
   template's own branch (migrations/template) creates from now on: 0002
   creates it only where it is missing, whichever branch runs first.
 
+The new seams app/plugins.py and app/own_settings.py are added (from the
+new release's render; no example task where the service has none).
 Services whose own revisions and the template's 0003 both followed an earlier
 revision have two heads in migrations/versions: they are merged.
 The new question `example` keeps its default (true): the example is there.
@@ -26,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _lib import Changes, Rewrite, main
+from _remove_example import SEAM_LINES, remove_lines
 
 API = "app/api/v1.py"
 ROUTER_v0_5 = """API_PREFIX = "/api/v1"
@@ -67,6 +70,22 @@ DROP_PUBLICATIONS = """    # processed_messages belongs to the template's branch
     op.drop_table("item_publications")
 """
 
+
+def plug_in_only_the_example_there_is(project: Path) -> list[str]:
+    """The new app/plugins.py names the example's task module; a service
+    without app/publications (made before it, or without a broker then)
+    must not import it."""
+    plugins = project / "app" / "plugins.py"
+    if (project / "app" / "publications").is_dir() or not plugins.is_file():
+        return []
+    text = plugins.read_text()
+    changed = remove_lines(text, SEAM_LINES["app/plugins.py"])
+    if changed == text:
+        return []
+    plugins.write_text(changed)
+    return ["app/plugins.py plugs in no publications (the service has none)"]
+
+
 CHANGES = Changes(
     version="0.7.0",
     rewrites=(
@@ -80,6 +99,8 @@ CHANGES = Changes(
         Rewrite(WORKER_TABLE, DROP_WORKER_TABLE, DROP_PUBLICATIONS),
     ),
     merge_service_heads=True,
+    added_owner_files=("app/plugins.py", "app/own_settings.py"),
+    after_steps=(plug_in_only_the_example_there_is,),
 )
 
 if __name__ == "__main__":

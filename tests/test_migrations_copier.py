@@ -680,7 +680,8 @@ def imported_modules(path: Path) -> set[str]:
     "path", sorted(MIGRATIONS.glob("*.py")), ids=lambda path: path.name
 )
 def test_migrations_use_the_standard_library_only(path: Path) -> None:
-    allowed = {*sys.stdlib_module_names, "_lib", "__future__"}
+    siblings = {script.stem for script in MIGRATIONS.glob("_*.py")}
+    allowed = {*sys.stdlib_module_names, *siblings, "__future__"}
 
     assert imported_modules(path) - allowed == set()
 
@@ -706,7 +707,7 @@ def test_every_update_ends_by_rebuilding_a_conflicted_lock() -> None:
     assert "version" not in last  # copier runs it on every update
     assert STAGE.search(last["when"]).group(1) == "after"  # type: ignore[union-attr]
     assert last["command"] == relock
-    assert config["_tasks"][0]["command"] == relock  # and after a copy
+    assert config["_tasks"][-1]["command"] == relock  # and after a copy
 
 
 def wired_script(entry: dict[str, Any]) -> tuple[str, str]:
@@ -888,19 +889,24 @@ def test_a_router_header_the_owner_changed_is_reported_not_touched(
 def test_the_worker_table_revision_creates_it_only_where_it_is_missing(
     tmp_path: Path,
 ) -> None:
-    template = ROOT / "template" / "migrations" / "versions"
-    fresh = next(template.glob("*0002_background_tasks.py*")).read_text()
-    old = fresh.replace(
-        V0_7_0.CREATE_WORKER_TABLE_IF_MISSING, V0_7_0.CREATE_WORKER_TABLE
-    ).replace(V0_7_0.DROP_PUBLICATIONS, V0_7_0.DROP_WORKER_TABLE)
-    assert old != fresh
+    publications = '    op.create_table(\n        "item_publications",\n    )\n'
+    old = (
+        f"{V0_7_0.CREATE_WORKER_TABLE}{publications}\n\n"
+        f"def downgrade() -> None:\n{V0_7_0.DROP_WORKER_TABLE}"
+    )
     path = tmp_path / V0_7_0.WORKER_TABLE
     path.parent.mkdir(parents=True)
     path.write_text(old)
 
     LIB.apply_rewrites(tmp_path, V0_7_0.CHANGES.rewrites)
+    once = path.read_text()
+    LIB.apply_rewrites(tmp_path, V0_7_0.CHANGES.rewrites)
 
-    assert path.read_text() == fresh
+    assert once == (
+        f"{V0_7_0.CREATE_WORKER_TABLE_IF_MISSING}{publications}\n\n"
+        f"def downgrade() -> None:\n{V0_7_0.DROP_PUBLICATIONS}"
+    )
+    assert path.read_text() == once
 
 
 def test_two_heads_in_the_services_revisions_are_merged_once(tmp_path: Path) -> None:
