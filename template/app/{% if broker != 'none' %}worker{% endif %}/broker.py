@@ -33,7 +33,8 @@ def create_broker(
     extra_middleware: Sequence[Middleware] = (),
     tracing: TaskTracing | None = None,
 ) -> dramatiq.Broker:
-    """A broker for these settings, with every registered task declared."""
+    """A broker for these settings, with every registered task declared
+    (`registry.load` imports the task modules first)."""
     middleware: list[Middleware] = [
         AgeLimit(),
         TimeLimit(time_limit=settings.time_limit_ms),
@@ -73,7 +74,7 @@ def create_broker(
 
         # Publisher confirms: send() returns once RabbitMQ has the message.
         broker = RabbitmqBroker(url=dsn, confirm_delivery=True, middleware=middleware)
-    for spec in registry.load(settings.modules):
+    for spec in registry.TASKS.values():
         options = {"queue_name": settings.queue, **spec.options}
         declare = dramatiq.actor(actor_name=spec.name, broker=broker, **options)
         declare(_run_on_event_loop(spec.function))

@@ -8,13 +8,20 @@ from dramatiq.middleware.prometheus import Prometheus
 
 from app import models  # noqa: F401 - every table, so foreign keys resolve
 from app.logging import configure_logging
+from app.plugins import PLUGINS
 from app.settings import load_settings
 from app.telemetry import Tracing
+from app.worker import registry
 from app.worker.broker import create_broker
 from app.worker.middleware import Heartbeat, TaskTracing, WorkerDatabase
 
 settings = load_settings()
 configure_logging(settings)
+# Your plugins' task modules, then WORKER_MODULES. The template's own plugins
+# (app.main) carry none, and a test keeps it so: importing app.main here would
+# load the API's metrics before Dramatiq's process boot switches
+# prometheus-client to its multiprocess mode.
+registry.load(registry.task_modules(PLUGINS, settings.worker.modules))
 broker = create_broker(
     settings.worker,
     extra_middleware=[

@@ -1,8 +1,9 @@
 """Tasks are plain async functions marked with `@task`; no broker exists at
 import time. `create_broker` declares them as Dramatiq actors.
 
-To add tasks, write a `tasks.py` in your domain folder and add its module to
-`WORKER_MODULES` (default: `app.items.tasks`).
+To add tasks, write a `tasks.py` in your domain folder and name its module in
+your plugin's `task_modules` (app/plugins.py); `WORKER_MODULES` (default: none)
+adds modules without a plugin.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import importlib
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
+
+from app.plugin import Plugin
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,8 +54,16 @@ def task_name(function: TaskFunction) -> str:
     return f"{function.__module__}.{function.__qualname__}"
 
 
+def task_modules(plugins: Iterable[Plugin], worker_modules: Iterable[str]) -> list[str]:
+    """The modules whose tasks the worker runs: every plugin's `task_modules`,
+    then WORKER_MODULES', each once."""
+    named = [module for plugin in plugins for module in plugin.task_modules]
+    return list(dict.fromkeys([*named, *worker_modules]))
+
+
 def load(modules: Iterable[str]) -> list[TaskSpec]:
-    """Import the task modules; returns every registered task."""
+    """Import the task modules (which registers their tasks); returns every
+    task registered in this process."""
     for module in modules:
         importlib.import_module(module)
     return list(TASKS.values())

@@ -19,8 +19,8 @@ class WorkerSettings(BaseModel):
     queue: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     # Redis key prefix, so several services can share one Redis.
     namespace: str = Field(default="dramatiq", pattern=r"^[A-Za-z0-9_.:-]{1,100}$")
-    # Modules whose @task functions this service runs (comma-separated).
-    modules: Annotated[list[str], NoDecode] = ["app.publications.tasks"]
+    # Task modules to run besides the plugins' (app/plugins.py), comma-separated.
+    modules: Annotated[list[str], NoDecode] = []
     max_retries: int = Field(default=5, ge=0, le=100)
     min_backoff_ms: int = Field(default=1_000, ge=1)
     max_backoff_ms: int = Field(default=300_000, ge=1)

@@ -30,7 +30,7 @@ from tests.fixtures.client import client_for
 from tests.fixtures.identity import user_headers
 from tests.fixtures.otlp import http_collector
 from tests.fixtures.settings import make_settings
-from tests.worker.tasks import COUNTERS_TABLE
+from tests.worker.tasks import COUNTERS_TABLE, JOBS_PLUGIN
 
 BROKER_DSN = os.environ.get("TEST_BROKER_DSN", "")
 PROJECT = Path(__file__).resolve().parents[2]
@@ -60,7 +60,7 @@ class Harness:
             "broker_dsn": BROKER_DSN,
             "queue": self.queue,
             "namespace": f"test-{secrets.token_hex(4)}",
-            "modules": ["app.publications.tasks", "tests.worker.tasks"],
+            "modules": ["tests.worker.tasks"],
             "max_retries": 2,
             "min_backoff_ms": 100,
             "max_backoff_ms": 200,
@@ -199,25 +199,16 @@ async def test_a_task_enqueued_through_the_api_runs_on_a_worker(
 ) -> None:
     _, log = harness.start_worker()
     async with client_for(
-        create_app(harness.settings), headers=user_headers(harness.settings)
+        create_app(harness.settings, extra_plugins=[JOBS_PLUGIN]),
+        headers=user_headers(harness.settings),
     ) as client:
-        item = (await client.post("/api/v1/items", json={"name": "real"})).json()
         queued = await client.post(
-            f"/api/v1/items/{item['id']}/publish",
-            headers={"X-Request-ID": "enqueue-request-0001"},
+            "/api/v1/test-jobs/real", headers={"X-Request-ID": "enqueue-request-0001"}
         )
         assert queued.status_code == 202
         ready = await client.get("/ready")
 
-    def published() -> bool:
-        with sqlite3.connect(harness.database) as connection:
-            row = connection.execute(
-                "SELECT publish_count FROM item_publications WHERE item_id = ?",
-                (item["id"],),
-            ).fetchone()
-        return bool(row and row[0] == 1)
-
-    wait_for(published, 30, log.read_text)
+    wait_for(lambda: harness.hits("real") == 1, 30, log.read_text)
     # The task commits its effect before the worker logs that it is done.
     wait_for(lambda: logged(log, "task done") > 0, 30, log.read_text)
     assert ready.json()["checks"]["broker"]["status"] == "ok"
@@ -225,7 +216,7 @@ async def test_a_task_enqueued_through_the_api_runs_on_a_worker(
     assert done[0]["message_id"] == queued.json()["message_id"]
     assert done[0]["request_id"] == "enqueue-request-0001"
     assert done[0]["attempt"] == 1
-    assert done[0]["actor"].endswith("publish_item")
+    assert done[0]["actor"] == "tests.worker.tasks.count_once"
     metrics = await asyncio.to_thread(scrape, harness.metrics_port)
     assert "dramatiq_messages_total" in metrics
     assert "dramatiq_message_duration_milliseconds" in metrics
@@ -245,16 +236,16 @@ async def test_the_worker_process_traces_the_task_in_the_request_s_trace(
         process, log = harness.start_worker()
         settings = make_settings(harness.url, worker=harness.worker, otel=otel)
         async with client_for(
-            create_app(settings), headers=user_headers(settings)
+            create_app(settings, extra_plugins=[JOBS_PLUGIN]),
+            headers=user_headers(settings),
         ) as client:
-            item = (await client.post("/api/v1/items", json={"name": "t"})).json()
-            await client.post(f"/api/v1/items/{item['id']}/publish")
+            await client.post("/api/v1/test-jobs/traced")
         wait_for(lambda: logged(log, "task done") > 0, 30, log.read_text)
         # The worker exports its buffered spans when it stops.
         process.send_signal(signal.SIGTERM)
         process.wait(30)
 
-        [request] = received.named("POST /api/v1/items/{item_id}/publish")
+        [request] = received.named("POST /api/v1/test-jobs/{key}")
         tasks = [s for s in received.spans if s.name.startswith("task ")]
 
     assert [task.trace_id for task in tasks] == [request.trace_id], log.read_text()

@@ -8,7 +8,6 @@ import importlib.util
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import dramatiq
 import pytest
@@ -16,23 +15,22 @@ from dramatiq.brokers.stub import StubBroker
 from httpx import AsyncClient
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from pydantic import ValidationError
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.main import create_app
-from app.publications.tasks import publish_item
-from app.worker import dead_letters
+from app.main import TEMPLATE_PLUGINS, create_app
+from app.plugin import Plugin
+from app.worker import dead_letters, registry
 from app.worker.jobs import Jobs
 from app.worker.registry import task_name
 from tests.fixtures.client import client_and_state, client_for
 from tests.fixtures.identity import user_headers
 from tests.fixtures.otlp import http_collector
 from tests.fixtures.settings import make_settings, production_values
-from tests.worker.tasks import always_fails
+from tests.fixtures.tasks import EnqueuedTasks
+from tests.worker.tasks import JOBS_PLUGIN, always_fails, count_once
 
 pytestmark = pytest.mark.anyio
-TEST_MODULES = ["app.publications.tasks", "tests.worker.tasks"]
 FAST_RETRIES = {"max_retries": 2, "min_backoff_ms": 10, "max_backoff_ms": 20}
+JOBS = "/api/v1/test-jobs"
 
 
 @pytest.fixture
@@ -40,15 +38,19 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[AsyncClient, dramatiq.B
     """An app on a migrated SQLite file with its in-process worker running."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
     settings = make_settings(
-        url,
-        database={"dsn": url, "migrate_on_start": True},
-        worker={"modules": TEST_MODULES, **FAST_RETRIES},
+        url, database={"dsn": url, "migrate_on_start": True}, worker=FAST_RETRIES
     )
     async with client_and_state(
-        create_app(settings), headers=user_headers(settings)
+        create_app(settings, extra_plugins=[JOBS_PLUGIN]),
+        headers=user_headers(settings),
     ) as (client, state):
-        client.headers["x-test-database"] = url  # for request_key()
         yield client, state["broker"]
+
+
+@pytest.fixture
+def extra_plugins() -> list[Plugin]:
+    """The `client` fixture's app has the test-jobs route too."""
+    return [JOBS_PLUGIN]
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
@@ -60,79 +62,58 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10) 
     raise AssertionError("condition not met in time")
 
 
-async def publication(client: AsyncClient, item_id: int) -> dict[str, Any]:
-    body: dict[str, Any] = (
-        await client.get(f"/api/v1/items/{item_id}/publication")
-    ).json()
-    return body
+async def hits(client: AsyncClient, key: str) -> int:
+    response = await client.get(f"{JOBS}/{key}")
+    return int(response.json()["hits"]) if response.status_code == 200 else 0
 
 
-async def test_publishing_runs_the_task_in_process(
+async def test_a_task_enqueued_by_a_route_runs_in_process(
     running: tuple[AsyncClient, dramatiq.Broker],
 ) -> None:
     client, _ = running
-    item = (await client.post("/api/v1/items", json={"name": "news"})).json()
 
-    queued = await client.post(f"/api/v1/items/{item['id']}/publish")
+    queued = await client.post(f"{JOBS}/news")
 
     assert queued.status_code == 202
     assert queued.json()["message_id"]
 
-    async def published() -> bool:
-        body = await publication(client, item["id"])
-        return body["published_at"] is not None and body["publish_count"] == 1
+    async def counted() -> bool:
+        return await hits(client, "news") == 1
 
-    await eventually(published)
+    await eventually(counted)
 
 
-async def test_publishing_a_missing_item_is_404(
-    running: tuple[AsyncClient, dramatiq.Broker],
+async def test_a_task_enqueued_through_client_runs_when_the_test_runs_it(
+    client: AsyncClient, tasks: EnqueuedTasks
 ) -> None:
-    client, _ = running
+    queued = await client.post(f"{JOBS}/via-client")
+    assert queued.status_code == 202
+    # It waits: the test's rows are not committed, no worker could see them.
+    assert (await client.get(f"{JOBS}/via-client")).json()["hits"] == 0
 
-    response = await client.post("/api/v1/items/424242/publish")
+    assert await tasks.run() == 1
 
-    assert response.status_code == 404
-    assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get(f"{JOBS}/via-client")).json()["hits"] == 1
+    assert await tasks.run() == 0
 
 
 async def test_a_duplicate_message_does_not_repeat_the_effect(
     running: tuple[AsyncClient, dramatiq.Broker],
 ) -> None:
     client, broker = running
-    item = (await client.post("/api/v1/items", json={"name": "twice"})).json()
-    await client.post(f"/api/v1/items/{item['id']}/publish")
+    await client.post(f"{JOBS}/twice")
 
-    async def published_once() -> bool:
-        body = await publication(client, item["id"])
-        return bool(body["publish_count"] == 1)
+    async def counted_once() -> bool:
+        return await hits(client, "twice") == 1
 
-    await eventually(published_once)
-    first = await publication(client, item["id"])
-    # Deliver the same request's message twice more, as at-least-once may.
-    sent = broker.get_actor(task_name(publish_item))
-    key = await request_key(client, item["id"])
+    await eventually(counted_once)
+    # Deliver the same task twice more, as at-least-once delivery may.
+    sent = broker.get_actor(task_name(count_once))
     for _ in range(2):
-        broker.enqueue(sent.message(item["id"], key))
+        broker.enqueue(sent.message("twice"))
     await join(broker, sent.queue_name)
 
-    again = await publication(client, item["id"])
-    assert again["publish_count"] == 1
-    assert again["published_at"] == first["published_at"]
-
-
-async def request_key(client: AsyncClient, item_id: int) -> str:
-    """The key the last publish of this item sent (read from the database)."""
-    engine = create_async_engine(str(client.headers["x-test-database"]))
-    async with engine.connect() as connection:
-        key = (
-            await connection.execute(
-                text("SELECT request_key FROM item_publications WHERE item_id = :id"),
-                {"id": item_id},
-            )
-        ).scalar_one()
-    await engine.dispose()
-    return str(key)
+    assert await hits(client, "twice") == 1
 
 
 async def test_a_failing_task_is_retried_then_dead_lettered_then_requeued(
@@ -188,12 +169,13 @@ async def test_a_broker_down_is_a_503_and_reads_keep_working(tmp_path: Path) -> 
         worker={"broker_dsn": closed_broker_dsn()},
     )
     async with client_for(
-        create_app(settings), headers=user_headers(settings)
+        create_app(settings, extra_plugins=[JOBS_PLUGIN]),
+        headers=user_headers(settings),
     ) as client:
-        item = (await client.post("/api/v1/items", json={"name": "stuck"})).json()
-        queued = await client.post(f"/api/v1/items/{item['id']}/publish")
+        queued = await client.post(f"{JOBS}/stuck")
         ready = await client.get("/ready")
-        read = await client.get(f"/api/v1/items/{item['id']}")
+        # The route committed its request row before the send failed.
+        read = await client.get(f"{JOBS}/stuck")
 
     assert queued.status_code == 503
     assert queued.headers["content-type"] == "application/problem+json"
@@ -202,6 +184,7 @@ async def test_a_broker_down_is_a_503_and_reads_keep_working(tmp_path: Path) -> 
     assert ready.json()["checks"]["broker"]["status"] == "fail"
     assert ready.json()["checks"]["database"]["status"] == "ok"
     assert read.status_code == 200
+    assert read.json()["hits"] == 0
 
 
 def test_production_refuses_the_stub_broker() -> None:
@@ -218,12 +201,11 @@ async def test_the_in_process_worker_reports_dramatiq_metrics(
     running: tuple[AsyncClient, dramatiq.Broker],
 ) -> None:
     client, _ = running
-    item = (await client.post("/api/v1/items", json={"name": "counted"})).json()
-    await client.post(f"/api/v1/items/{item['id']}/publish")
+    await client.post(f"{JOBS}/counted")
 
     async def counted() -> bool:
         metrics = (await client.get("/metrics")).text
-        line = "dramatiq_messages_total{" + f'actor_name="{task_name(publish_item)}"'
+        line = "dramatiq_messages_total{" + f'actor_name="{task_name(count_once)}"'
         return any(
             row.startswith(line) and float(row.rsplit(" ", 1)[1]) >= 1
             for row in metrics.splitlines()
@@ -240,24 +222,23 @@ async def test_a_task_continues_the_trace_of_the_request_that_sent_it(
         settings = make_settings(
             url,
             database={"dsn": url, "migrate_on_start": True},
-            worker={"modules": TEST_MODULES, **FAST_RETRIES},
+            worker=FAST_RETRIES,
             otel={"exporter_otlp_endpoint": endpoint, "traces_sampler_arg": 1.0},
             log={"format": "json", "level": "INFO"},
         )
         async with client_for(
-            create_app(settings), headers=user_headers(settings)
+            create_app(settings, extra_plugins=[JOBS_PLUGIN]),
+            headers=user_headers(settings),
         ) as client:
-            item = (await client.post("/api/v1/items", json={"name": "t"})).json()
-            await client.post(f"/api/v1/items/{item['id']}/publish")
+            await client.post(f"{JOBS}/traced")
 
-            async def published() -> bool:
-                body = await publication(client, item["id"])
-                return body["published_at"] is not None
+            async def counted() -> bool:
+                return await hits(client, "traced") == 1
 
-            await eventually(published)
+            await eventually(counted)
 
-        [request] = received.named("POST /api/v1/items/{item_id}/publish")
-        [task] = received.named(f"task {task_name(publish_item)}")
+        [request] = received.named("POST /api/v1/test-jobs/{key}")
+        [task] = received.named(f"task {task_name(count_once)}")
 
     assert task.trace_id == request.trace_id
     assert task.kind == Span.SPAN_KIND_CONSUMER
@@ -267,3 +248,21 @@ async def test_a_task_continues_the_trace_of_the_request_that_sent_it(
     done = [line for line in lines if line["message"] == "task done"]
     assert [line["trace_id"] for line in done] == [request.trace_id.hex()]
     assert done[0]["span_id"] == task.span_id.hex()
+
+
+def test_every_plugin_s_task_modules_are_run_once_then_worker_modules() -> None:
+    plugins = [
+        Plugin(name="a", task_modules=["app.a.tasks", "app.shared.tasks"]),
+        Plugin(name="b", task_modules=["app.shared.tasks"]),
+    ]
+
+    modules = registry.task_modules(plugins, ["app.extra.tasks", "app.a.tasks"])
+
+    assert modules == ["app.a.tasks", "app.shared.tasks", "app.extra.tasks"]
+
+
+def test_a_worker_process_finds_the_same_tasks_as_the_api() -> None:
+    # A worker process reads app/plugins.py, not app.main (whose metrics must
+    # not load before Dramatiq's process boot): the template's plugins must
+    # bring no task modules of their own, or worker processes would miss them.
+    assert registry.task_modules(TEMPLATE_PLUGINS, []) == []

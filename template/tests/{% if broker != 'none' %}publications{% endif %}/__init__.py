@@ -1,0 +1,1 @@
+"""Tests of the publications example (delete them with it)."""
