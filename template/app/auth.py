@@ -32,6 +32,7 @@ from loguru import logger
 from opentelemetry import trace
 
 from app.errors import NotAuthenticated, ServiceUnavailable
+from app.state import state_of
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -241,7 +242,7 @@ async def token_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> AsyncIterator[User | None]:
     """The caller if a token is sent (a bad token is refused), else None."""
-    authenticator: Authenticator = request.state.authenticator
+    authenticator = state_of(request)["authenticator"]
     if authenticator.mode == "none":
         yield ANONYMOUS
         return
@@ -267,7 +268,7 @@ async def reader(
     request: Request, user: Annotated[User | None, Depends(token_user)]
 ) -> User | None:
     """The caller, or None (anyone may read) when AUTH_PUBLIC_READS is on."""
-    authenticator: Authenticator = request.state.authenticator
+    authenticator = state_of(request)["authenticator"]
     if authenticator.public_reads:
         return None
     return await current_user(user)
@@ -279,7 +280,7 @@ async def authenticated(
     """Router-wide guard: a route under it never answers a caller without a
     token (GET and HEAD do while AUTH_PUBLIC_READS is on), even a route that
     forgot `CurrentUser`."""
-    authenticator: Authenticator = request.state.authenticator
+    authenticator = state_of(request)["authenticator"]
     if user is None and not (
         authenticator.public_reads and request.method in ("GET", "HEAD")
     ):

@@ -16,6 +16,7 @@ import httpx
 from fastapi import Depends, Request
 
 from app.settings import HttpSettings, Settings
+from app.state import state_of
 
 
 def create_http_client(
@@ -40,8 +41,7 @@ async def http_client_lifespan(settings: Settings) -> AsyncIterator[dict[str, An
 
 
 def get_http_client(request: Request) -> httpx.AsyncClient:
-    client: httpx.AsyncClient = request.state.http_client
-    return client
+    return state_of(request)["http_client"]
 
 
 HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.settings import DatabaseSettings
+from app.state import state_of
 
 
 def create_engine(settings: DatabaseSettings, application_name: str) -> AsyncEngine:
@@ -60,7 +61,7 @@ async def ping(engine: AsyncEngine) -> None:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, from the sessionmaker the lifespan opened."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker
+    sessionmaker = state_of(request)["sessionmaker"]
     async with sessionmaker() as session:
         yield session
 

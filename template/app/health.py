@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 
 from app import metrics
 from app.errors import problem, request_id_of
+from app.state import state_of
 
 router = APIRouter(tags=["probes"])
 
@@ -63,8 +64,9 @@ async def run_check(check: Check, seconds: float) -> CheckResult:
 
 
 async def run_checks(request: Request) -> list[CheckResult]:
-    checks: list[Check] = request.state.checks
-    seconds: float = request.state.settings.health.check_timeout
+    state = state_of(request)
+    checks = state["checks"]
+    seconds = state["settings"].health.check_timeout
     results = list(await asyncio.gather(*(run_check(c, seconds) for c in checks)))
     metrics.record_checks((result.name, result.ok) for result in results)
     return results
@@ -95,7 +97,7 @@ async def ready(request: Request) -> dict[str, Any] | JSONResponse:
 @router.get("/health", response_model=None)
 async def health(request: Request) -> dict[str, Any] | JSONResponse:
     """Health details: version, uptime and every check with its latency."""
-    settings = request.state.settings
+    settings = state_of(request)["settings"]
     results = await run_checks(request)
     body: dict[str, Any] = {
         "status": "ok" if all(r.ok for r in results) else "fail",
@@ -103,7 +105,7 @@ async def health(request: Request) -> dict[str, Any] | JSONResponse:
         "version": settings.service.version,
         "template": settings.service.template,
         "environment": settings.environment.value,
-        "uptime_s": round(time.monotonic() - request.state.started_at, 3),
+        "uptime_s": round(time.monotonic() - state_of(request)["started_at"], 3),
         "checks": {result.name: result.as_dict() for result in results},
     }
     if body["status"] != "ok":

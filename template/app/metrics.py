@@ -33,6 +33,7 @@ from pydantic import SecretStr
 from sqlalchemy import event
 
 from app.errors import NotAuthenticated
+from app.state import state_of
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -279,7 +280,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     """Prometheus exposition; with METRICS_TOKEN set, only for its bearer."""
-    token = request.state.settings.metrics.token
+    token = state_of(request)["settings"].metrics.token
     if not is_authorized(request.headers.get("authorization", ""), token):
         raise NotAuthenticated("a valid metrics token is needed")
     return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -31,8 +31,8 @@ from loguru import logger
 
 from app.auth import MaybeUser
 from app.errors import TooManyRequests
-from app.plugin import Plugin, Resources
 from app.settings import Settings
+from app.state import state_of
 
 Category = Literal["write", "login"]
 
@@ -75,10 +75,10 @@ class RateLimiter:
 
 
 @asynccontextmanager
-async def rate_limiter_lifespan(settings: Settings) -> AsyncIterator[Resources]:
+async def open_rate_limiter(settings: Settings) -> AsyncIterator[RateLimiter]:
     """Open the counters' storage for the app's lifetime."""
     if settings.redis_dsn is None:
-        yield Resources(values={"rate_limiter": RateLimiter(settings, MemoryStorage())})
+        yield RateLimiter(settings, MemoryStorage())
         return
     from redis.asyncio import ConnectionPool
 
@@ -94,12 +94,9 @@ async def rate_limiter_lifespan(settings: Settings) -> AsyncIterator[Resources]:
         connection_pool=pool,  # type: ignore[arg-type]
     )
     try:
-        yield Resources(values={"rate_limiter": RateLimiter(settings, storage)})
+        yield RateLimiter(settings, storage)
     finally:
         await pool.aclose()
-
-
-rate_limits_plugin = Plugin(name="rate-limits", lifespan=rate_limiter_lifespan)
 
 
 class RateLimit:
@@ -111,7 +108,7 @@ class RateLimit:
     async def __call__(
         self, request: Request, response: Response, user: MaybeUser
     ) -> None:
-        limiter: RateLimiter = request.state.rate_limiter
+        limiter = state_of(request)["rate_limiter"]
         if not limiter.enabled:
             return
         if user is not None and user.authenticated:
