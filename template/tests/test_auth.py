@@ -37,7 +37,7 @@ from tests.fixtures.identity import (
     token_for,
     user_headers,
 )
-from tests.fixtures.probe import NOTES, notes_app
+from tests.fixtures.probe import NOTE_ROUTE, NOTES, notes_app
 from tests.fixtures.routes import every_route
 from tests.fixtures.settings import make_settings, production_values
 
@@ -169,7 +169,7 @@ def test_the_walk_sees_the_routes_of_included_routers(settings: Settings) -> Non
     paths = {path for path, _ in every_route(app)}
 
     assert paths >= PUBLIC
-    assert {NOTES, f"{NOTES}/{{note_id}}", "/api/v1/outer/inner/{thing_id}"} <= paths
+    assert {NOTES, NOTE_ROUTE, "/api/v1/outer/inner/{thing_id}"} <= paths
 
 
 async def test_public_reads_let_get_routes_answer_without_a_token(

@@ -14,7 +14,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests.fixtures.client import client_for
 from tests.fixtures.identity import user_headers
-from tests.fixtures.probe import NOTES, notes_app
+from tests.fixtures.probe import NOTE_ROUTE, NOTES, notes_app
 from tests.fixtures.settings import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -104,7 +104,7 @@ async def test_each_request_writes_one_access_line(
     assert line["request_id"] == response.headers["x-request-id"]
     assert line["method"] == "GET"
     assert line["path"] == f"{NOTES}/424242"
-    assert line["route"] == f"{NOTES}/{{note_id}}"
+    assert line["route"] == NOTE_ROUTE
     assert line["status"] == 404
     assert isinstance(line["duration_ms"], float)
     assert line["service"] == settings.service.name

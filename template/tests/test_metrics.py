@@ -24,7 +24,7 @@ from app.settings import Settings
 from tests.fixtures.client import client_for
 from tests.fixtures.factories import create_note
 from tests.fixtures.identity import user_headers
-from tests.fixtures.probe import NOTES, notes_app
+from tests.fixtures.probe import NOTE_ROUTE, NOTES, notes_app
 from tests.fixtures.settings import make_settings, production_values
 
 pytestmark = pytest.mark.anyio
@@ -57,7 +57,7 @@ async def test_requests_are_counted_by_route_template_and_status_class(
 ) -> None:
     existing = await create_note(session)
     before = await scrape(client)
-    missing = {"method": "GET", "route": f"{NOTES}/{{note_id}}", "status": "4xx"}
+    missing = {"method": "GET", "route": NOTE_ROUTE, "status": "4xx"}
     found = missing | {"status": "2xx"}
 
     await client.get(f"{NOTES}/123456")
