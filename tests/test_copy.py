@@ -115,7 +115,12 @@ def test_copy_renders_the_files_the_answers_call_for(
         "postgresql+asyncpg://" in (project / ".env.example").read_text()
     ) is postgres
     flags = chosen["feature_flags"] == "openfeature"
-    for path in ("app/flags.py", "app/items/insights.py", "tests/test_flags.py"):
+    for path in (
+        "app/flags.py",
+        "app/items/insights.py",
+        "tests/test_flags.py",
+        "tests/items/test_insights.py",
+    ):
         assert (project / path).exists() is flags, path
     assert ('"openfeature-sdk>=' in pyproject) is flags
     settings = (project / "app" / "settings.py").read_text()

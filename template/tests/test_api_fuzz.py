@@ -18,8 +18,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 
-from app.main import create_app
+from app.api import API_PREFIX
 from tests.fixtures.identity import user_headers
+from tests.fixtures.probe import NOTE_ROUTE, NOTES, notes_app
+from tests.fixtures.routes import every_route
 from tests.fixtures.settings import make_settings
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "30"))
@@ -31,7 +33,8 @@ SETTINGS = make_settings(
     ratelimit={"write": "100000/minute"},
     log={"level": "ERROR"},
 )
-APP = create_app(SETTINGS)
+# The whole API the app serves: the notes (tests/fixtures/probe.py), and yours.
+APP = notes_app(SETTINGS)
 # Schemathesis runs the app's lifespan itself (once per operation).
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 schema.config.generation.update(modes=list(GenerationMode))
@@ -65,3 +68,18 @@ def test_every_request_body_refuses_unknown_fields() -> None:
     assert {name: schemas[name].get("additionalProperties") for name in bodies} == {
         name: False for name in bodies
     }
+
+
+def test_every_route_the_app_serves_is_fuzzed() -> None:
+    """Every API route is in the document schemathesis reads: notes, and yours."""
+    served = {
+        (path, method.lower())
+        for path, methods in every_route(APP)
+        if path.startswith(API_PREFIX)
+        for method in methods
+    }
+    paths = APP.openapi()["paths"]
+    documented = {(path, method) for path, item in paths.items() for method in item}
+
+    assert {(NOTES, "post"), (NOTE_ROUTE, "delete")} <= served
+    assert served <= documented

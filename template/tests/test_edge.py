@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from app.clients import create_http_client
-from app.main import create_app
 from app.settings import HttpSettings, Settings
 from tests.fixtures.client import client_for
 from tests.fixtures.identity import user_headers
+from tests.fixtures.probe import NOTES, notes_app
 from tests.fixtures.settings import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -36,19 +36,15 @@ def settings(module_settings: Settings) -> Settings:
 
 
 async def test_a_host_not_allowed_answers_400(settings: Settings) -> None:
-    app = create_app(
+    app = notes_app(
         edge_settings(settings, allowed_hosts=["api.example.com", "*.internal.test"])
     )
     async with client_for(app, headers=user_headers(settings)) as client:
-        allowed = await client.get(
-            "/api/v1/items", headers={"host": "api.example.com:8443"}
-        )
-        subdomain = await client.get(
-            "/api/v1/items", headers={"host": "orders.internal.test"}
-        )
-        refused = await client.get("/api/v1/items", headers={"host": "evil.test"})
+        allowed = await client.get(NOTES, headers={"host": "api.example.com:8443"})
+        subdomain = await client.get(NOTES, headers={"host": "orders.internal.test"})
+        refused = await client.get(NOTES, headers={"host": "evil.test"})
         lookalike = await client.get(
-            "/api/v1/items", headers={"host": "api.example.com.evil.test"}
+            NOTES, headers={"host": "api.example.com.evil.test"}
         )
         probe = await client.get("/live", headers={"host": "10.1.2.3:8000"})
 
@@ -69,7 +65,7 @@ async def test_an_oversized_body_answers_413(tmp_path: Path) -> None:
         database={"dsn": url, "migrate_on_start": True},
         http={"max_body_size": 2048},
     )
-    app = create_app(settings)
+    app = notes_app(settings)
     big = {"name": "big", "description": "x" * 900, "padding": "y" * 2000}
 
     async def streamed() -> AsyncIterator[bytes]:
@@ -77,13 +73,13 @@ async def test_an_oversized_body_answers_413(tmp_path: Path) -> None:
             yield b"x" * 1000
 
     async with client_for(app, headers=user_headers(settings)) as client:
-        declared = await client.post("/api/v1/items", json=big)
+        declared = await client.post(NOTES, json=big)
         chunked = await client.post(
-            "/api/v1/items",
+            NOTES,
             content=streamed(),
             headers={"content-type": "application/json"},
         )
-        small = await client.post("/api/v1/items", json={"name": "small"})
+        small = await client.post(NOTES, json={"name": "small"})
 
     assert declared.status_code == 413
     assert declared.headers["content-type"] == "application/problem+json"
@@ -94,10 +90,10 @@ async def test_an_oversized_body_answers_413(tmp_path: Path) -> None:
 
 
 async def test_every_response_carries_the_security_headers(settings: Settings) -> None:
-    plain = create_app(edge_settings(settings))
-    strict = create_app(edge_settings(settings, http={"hsts": True}))
+    plain = notes_app(edge_settings(settings))
+    strict = notes_app(edge_settings(settings, http={"hsts": True}))
     async with client_for(plain) as client:
-        responses = [await client.get(p) for p in ("/live", "/api/v1/items", "/nope")]
+        responses = [await client.get(p) for p in ("/live", NOTES, "/nope")]
     async with client_for(strict) as client:
         hsts = (await client.get("/live")).headers
 
@@ -113,7 +109,7 @@ async def test_every_response_carries_the_security_headers(settings: Settings) -
 async def test_cors_preflight_is_answered_only_for_configured_origins(
     settings: Settings,
 ) -> None:
-    app = create_app(
+    app = notes_app(
         edge_settings(settings, cors={"origins": "https://app.example.com"})
     )
     preflight = {
@@ -122,10 +118,10 @@ async def test_cors_preflight_is_answered_only_for_configured_origins(
     }
     async with client_for(app) as client:
         allowed = await client.options(
-            "/api/v1/items", headers={**preflight, "origin": "https://app.example.com"}
+            NOTES, headers={**preflight, "origin": "https://app.example.com"}
         )
         refused = await client.options(
-            "/api/v1/items", headers={**preflight, "origin": "https://evil.example"}
+            NOTES, headers={**preflight, "origin": "https://evil.example"}
         )
         simple = await client.get(
             "/live", headers={"origin": "https://app.example.com"}
@@ -143,7 +139,7 @@ async def test_cors_preflight_is_answered_only_for_configured_origins(
 async def test_without_cors_origins_no_cors_headers_are_sent(
     settings: Settings,
 ) -> None:
-    async with client_for(create_app(edge_settings(settings))) as client:
+    async with client_for(notes_app(edge_settings(settings))) as client:
         response = await client.get("/live", headers={"origin": "https://a.example"})
 
     assert "access-control-allow-origin" not in response.headers

@@ -14,6 +14,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests.fixtures.client import client_for
 from tests.fixtures.identity import user_headers
+from tests.fixtures.probe import NOTE_ROUTE, NOTES, notes_app
 from tests.fixtures.settings import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -93,17 +94,17 @@ def access_lines(output: str) -> list[dict[str, object]]:
 async def test_each_request_writes_one_access_line(
     settings: Settings, engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = create_app(json_settings(settings))
+    app = notes_app(json_settings(settings))
     async with client_for(app, headers=user_headers(settings)) as client:
-        response = await client.get("/api/v1/items/424242")
+        response = await client.get(f"{NOTES}/424242")
         for probe in ("/live", "/ready", "/health", "/metrics"):
             await client.get(probe)
 
     [line] = access_lines(capsys.readouterr().out)
     assert line["request_id"] == response.headers["x-request-id"]
     assert line["method"] == "GET"
-    assert line["path"] == "/api/v1/items/424242"
-    assert line["route"] == "/api/v1/items/{item_id}"
+    assert line["path"] == f"{NOTES}/424242"
+    assert line["route"] == NOTE_ROUTE
     assert line["status"] == 404
     assert isinstance(line["duration_ms"], float)
     assert line["service"] == settings.service.name
@@ -116,8 +117,8 @@ async def test_access_lines_can_be_turned_off(
     quiet = make_settings(
         settings.database.url, log={"format": "json", "level": "INFO", "access": False}
     )
-    async with client_for(create_app(quiet)) as client:
-        await client.get("/api/v1/items")
+    async with client_for(notes_app(quiet)) as client:
+        await client.get(NOTES)
 
     assert access_lines(capsys.readouterr().out) == []
 

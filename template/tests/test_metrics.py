@@ -16,12 +16,15 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from httpx import AsyncClient
 from pydantic import SecretStr
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.__main__ import share_metrics_between_processes
 from app.main import create_app
 from app.settings import Settings
 from tests.fixtures.client import client_for
+from tests.fixtures.factories import create_note
 from tests.fixtures.identity import user_headers
+from tests.fixtures.probe import NOTE_ROUTE, NOTES, notes_app
 from tests.fixtures.settings import make_settings, production_values
 
 pytestmark = pytest.mark.anyio
@@ -50,19 +53,26 @@ async def scrape(client: AsyncClient) -> str:
 
 
 async def test_requests_are_counted_by_route_template_and_status_class(
-    client: AsyncClient,
+    client: AsyncClient, session: AsyncSession
 ) -> None:
+    existing = await create_note(session)
     before = await scrape(client)
-    labels = {"method": "GET", "route": "/api/v1/items/{item_id}", "status": "4xx"}
+    missing = {"method": "GET", "route": NOTE_ROUTE, "status": "4xx"}
+    found = missing | {"status": "2xx"}
 
-    await client.get("/api/v1/items/123456")
-    await client.get("/api/v1/items/654321")
+    await client.get(f"{NOTES}/123456")
+    await client.get(f"{NOTES}/654321")
+    assert (await client.get(existing)).status_code == 200
 
     after = await scrape(client)
-    counted = sample(after, "http_requests_total", **labels)
-    assert counted - sample(before, "http_requests_total", **labels) == 2
-    assert sample(after, "http_request_duration_seconds_count", **labels) >= 2
+    for labels, requests in ((missing, 2), (found, 1)):
+        counted = sample(after, "http_requests_total", **labels)
+        assert counted - sample(before, "http_requests_total", **labels) == requests
+        assert (
+            sample(after, "http_request_duration_seconds_count", **labels) >= requests
+        )
     assert "123456" not in after, "raw paths never become labels"
+    assert existing not in after
 
 
 async def test_unknown_paths_share_one_label(client: AsyncClient) -> None:
@@ -160,10 +170,10 @@ async def test_database_pool_gauges_follow_the_pool(tmp_path: Path) -> None:
         url, database={"dsn": url, "migrate_on_start": True, "pool_size": 3}
     )
     async with client_for(
-        create_app(settings), headers=user_headers(settings)
+        notes_app(settings), headers=user_headers(settings)
     ) as client:
         before = await scrape(client)
-        await client.get("/api/v1/items")
+        await client.get(NOTES)
         after = await scrape(client)
 
     assert sample(after, "db_pool_connections_open") >= 1

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from httpx import AsyncClient
 
+from tests.fixtures.probe import NOTES
+
 pytestmark = pytest.mark.anyio
 OPS = Path(__file__).resolve().parent.parent / "ops"
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$job": "service", "$actor": ".*"}
@@ -134,7 +136,7 @@ def test_every_query_parses() -> None:
 
 async def test_every_metric_queried_is_exposed(client: AsyncClient) -> None:
     # Requests and a readiness check, so that labelled series exist too.
-    await client.get("/api/v1/items")
+    await client.get(NOTES)
     await client.get("/ready")
     exposition = (await client.get("/metrics")).text
 

@@ -12,14 +12,13 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from app.main import create_app
 from app.settings import Settings
 from tests.fixtures.client import client_for
 from tests.fixtures.identity import user_headers
+from tests.fixtures.probe import NOTES, notes_app
 from tests.fixtures.settings import make_settings
 
 pytestmark = pytest.mark.anyio
-ITEMS = "/api/v1/items"
 
 
 @pytest.fixture
@@ -40,10 +39,10 @@ async def test_the_fourth_write_in_a_minute_is_refused(
     database_url: str,
 ) -> None:
     app_settings = limited(database_url)
-    app = create_app(app_settings)
+    app = notes_app(app_settings)
     async with client_for(app, headers=user_headers(app_settings)) as client:
-        answers = [await client.post(ITEMS, json={"name": f"n{i}"}) for i in range(4)]
-        reads = [await client.get(ITEMS) for _ in range(5)]
+        answers = [await client.post(NOTES, json={"name": f"n{i}"}) for i in range(4)]
+        reads = [await client.get(NOTES) for _ in range(5)]
 
     assert [a.status_code for a in answers] == [201, 201, 201, 429]
     assert [a.headers["ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
@@ -62,14 +61,14 @@ async def test_each_caller_has_its_own_budget(
 ) -> None:
     # Users are told apart by their tokens (AUTH_MODE=none has one user).
     app_settings = limited(database_url, auth={"mode": "jwt"})
-    app = create_app(app_settings)
+    app = notes_app(app_settings)
     async with client_for(app) as client:
         alice = user_headers(app_settings, "alice")
         bob = user_headers(app_settings, "bob")
         for i in range(3):
-            await client.post(ITEMS, json={"name": f"a{i}"}, headers=alice)
-        alice_again = await client.post(ITEMS, json={"name": "a9"}, headers=alice)
-        bob_first = await client.post(ITEMS, json={"name": "b0"}, headers=bob)
+            await client.post(NOTES, json={"name": f"a{i}"}, headers=alice)
+        alice_again = await client.post(NOTES, json={"name": "a9"}, headers=alice)
+        bob_first = await client.post(NOTES, json={"name": "b0"}, headers=bob)
 
     assert alice_again.status_code == 429
     assert bob_first.status_code == 201
@@ -80,9 +79,9 @@ async def test_anonymous_callers_are_counted_by_address(
 ) -> None:
     # Callers without a token reach the limit with AUTH_MODE=none (and on
     # login-like routes); with jwt or oidc the API's guard answers 401 first.
-    app = create_app(limited(database_url, auth={"mode": "none"}))
+    app = notes_app(limited(database_url, auth={"mode": "none"}))
     async with client_for(app) as client:
-        answers = [await client.post(ITEMS, json={"name": f"x{i}"}) for i in range(4)]
+        answers = [await client.post(NOTES, json={"name": f"x{i}"}) for i in range(4)]
 
     assert [a.status_code for a in answers] == [201, 201, 201, 429]
 
@@ -94,9 +93,9 @@ async def test_limits_can_be_switched_off(
         database_url, ratelimit={"write": "1/minute", "enabled": False}
     )
     async with client_for(
-        create_app(app_settings), headers=user_headers(app_settings)
+        notes_app(app_settings), headers=user_headers(app_settings)
     ) as client:
-        answers = [await client.post(ITEMS, json={"name": f"o{i}"}) for i in range(3)]
+        answers = [await client.post(NOTES, json={"name": f"o{i}"}) for i in range(3)]
 
     assert {a.status_code for a in answers} == {201}
     assert "ratelimit-limit" not in answers[0].headers
@@ -127,10 +126,10 @@ async def test_two_app_instances_share_the_limit_through_redis(
     headers = user_headers(shared)
     # One after the other (an in-process worker is one per process): the
     # second instance starts with the first one's count.
-    async with client_for(create_app(shared), headers=headers) as one:
-        answers = [await one.post(ITEMS, json={"name": f"r{i}"}) for i in range(2)]
-    async with client_for(create_app(shared), headers=headers) as two:
-        answers += [await two.post(ITEMS, json={"name": f"s{i}"}) for i in range(2)]
+    async with client_for(notes_app(shared), headers=headers) as one:
+        answers = [await one.post(NOTES, json={"name": f"r{i}"}) for i in range(2)]
+    async with client_for(notes_app(shared), headers=headers) as two:
+        answers += [await two.post(NOTES, json={"name": f"s{i}"}) for i in range(2)]
 
     assert [a.status_code for a in answers] == [201, 201, 201, 429]
     assert answers[-1].headers["ratelimit-remaining"] == "0"
@@ -140,7 +139,7 @@ async def test_a_redis_outage_lets_requests_through(
     database_url: str,
 ) -> None:
     closed = limited(database_url, redis_dsn="redis://127.0.0.1:9/0")
-    async with client_for(create_app(closed), headers=user_headers(closed)) as client:
-        answers = [await client.post(ITEMS, json={"name": f"d{i}"}) for i in range(4)]
+    async with client_for(notes_app(closed), headers=user_headers(closed)) as client:
+        answers = [await client.post(NOTES, json={"name": f"d{i}"}) for i in range(4)]
 
     assert {a.status_code for a in answers} == {201}

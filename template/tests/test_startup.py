@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from app.main import create_app
+from app.models import metadata
 from tests.fixtures.client import client_for
 from tests.fixtures.identity import user_headers
+from tests.fixtures.probe import NOTES, notes_app
 from tests.fixtures.settings import make_settings, production_values
 
 pytestmark = pytest.mark.anyio
@@ -21,19 +25,23 @@ async def test_migrate_on_start_creates_the_schema(tmp_path: Path) -> None:
             "dsn": f"sqlite+aiosqlite:///{database}", "migrate_on_start": True
         }
     )  # fmt: skip
-    app = create_app(settings)
+    app = notes_app(settings)
 
     async with client_for(app, headers=user_headers(settings)) as client:
-        created = await client.post("/api/v1/items", json={"name": "first"})
+        created = await client.post(NOTES, json={"name": "first"})
         ready = await client.get("/ready")
 
     assert database.exists()
+    with closing(sqlite3.connect(database)) as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        tables = {name for (name,) in rows}
+    assert {"alembic_version", *metadata.tables} <= tables
     assert created.status_code == 201
     assert ready.status_code == 200
 
 
 def test_openapi_describes_every_route(tmp_path: Path) -> None:
-    app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"))
+    app = notes_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"))
 
     schema = app.openapi()
 

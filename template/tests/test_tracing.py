@@ -22,6 +22,7 @@ from app.settings import Settings
 from tests.fixtures.client import client_for
 from tests.fixtures.identity import user_headers
 from tests.fixtures.otlp import Received, grpc_collector, http_collector
+from tests.fixtures.probe import NOTES, notes_app
 from tests.fixtures.settings import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -107,13 +108,13 @@ async def test_a_sampled_request_is_exported_with_its_database_span(
         tmp_path, endpoint, 1.0, exporter_otlp_headers="x-team-token=a%20b, x-b=c"
     )
     async with client_for(
-        create_app(settings), headers=user_headers(settings)
+        notes_app(settings), headers=user_headers(settings)
     ) as client:
-        assert (await client.get("/api/v1/items")).status_code == 200
+        assert (await client.get(NOTES)).status_code == 200
         for probe in ("/live", "/ready", "/health", "/metrics"):
             await client.get(probe)
 
-    [server] = received.named("GET /api/v1/items")
+    [server] = received.named(f"GET {NOTES}")
     assert server.kind == Span.SPAN_KIND_SERVER
     in_trace = [s for s in received.spans if s.trace_id == server.trace_id]
     statements = [s for s in in_trace if s.kind == Span.SPAN_KIND_CLIENT]
@@ -123,7 +124,7 @@ async def test_a_sampled_request_is_exported_with_its_database_span(
     assert not [
         s
         for s in received.spans
-        if s.kind == Span.SPAN_KIND_SERVER and s.name != "GET /api/v1/items"
+        if s.kind == Span.SPAN_KIND_SERVER and s.name != f"GET {NOTES}"
     ], "probes and /metrics are not traced"
     assert all(h.get("x-team-token") == "a b" for h in received.headers)
     assert all(h.get("x-b") == "c" for h in received.headers)

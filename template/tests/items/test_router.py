@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from httpx import AsyncClient
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.items.schemas import MAX_PAGE_SIZE
-from tests.fixtures.factories import create_item, item_payload
+from app.main import create_app
+from tests.fixtures.client import client_for
+from tests.fixtures.identity import ALICE, BOB, user_headers
+from tests.fixtures.settings import make_settings
+from tests.items.factories import create_item, item_payload
 
 pytestmark = pytest.mark.anyio
 ITEMS = "/api/v1/items"
@@ -128,3 +134,33 @@ async def test_update_refuses_a_null_name(
 
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "body.name"
+
+
+async def test_another_users_item_answers_404(tmp_path: Path) -> None:
+    # Users are told apart by their tokens (AUTH_MODE=none has one user).
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    settings = make_settings(
+        url, database={"dsn": url, "migrate_on_start": True}, auth={"mode": "jwt"}
+    )
+    alice, bob = user_headers(settings, ALICE), user_headers(settings, BOB)
+    async with client_for(create_app(settings)) as client:
+        created = await client.post(ITEMS, json={"name": "a"}, headers=alice)
+        path = f"{ITEMS}/{created.json()['id']}"
+        answers = [
+            await client.get(path, headers=bob),
+            await client.patch(path, json={"name": "theirs"}, headers=bob),
+            await client.delete(path, headers=bob),
+        ]
+        listed = (await client.get(ITEMS, headers=bob)).json()
+        mine = await client.get(path, headers=alice)
+
+    assert [a.status_code for a in answers] == [404, 404, 404]
+    assert listed["total"] == 0
+    assert mine.json()["name"] == "a"
+
+
+async def test_the_items_routes_are_in_the_api_document(client: AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+
+    assert set(paths[ITEMS]) == {"get", "post"}
+    assert set(paths[ITEMS + "/{item_id}"]) == {"get", "patch", "delete"}

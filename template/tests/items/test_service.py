@@ -8,8 +8,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.errors import Conflict, NotFound
 from app.items import service
 from app.items.schemas import ItemCreate, ItemUpdate
-from tests.fixtures.factories import create_item
 from tests.fixtures.identity import ALICE, BOB
+from tests.items.factories import create_item
 
 pytestmark = pytest.mark.anyio
 
