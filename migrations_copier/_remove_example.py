@@ -38,6 +38,8 @@ SEAM_LINES = {
     "app/plugins.py": (
         r"    # The example's background task \(app/publications\)\.",
         r'    Plugin\(name="publications", task_modules=\["app\.publications\.tasks"\]\),',
+        r"    # The example's flagged route \(app/items/insights\.py\)\.",
+        r'    Plugin\(name="items", flags=\{"items-summary": False\}\),',
     ),
 }
 EXAMPLE_ROOT = "0001"  # the example's first revision: it created `items`

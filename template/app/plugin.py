@@ -2,8 +2,8 @@
 
 The template's own parts (rate limits, feature flags, the worker) and yours
 (listed in app/plugins.py) plug in the same way: a `Plugin` names the routers,
-middleware, lifespan resources, readiness checks, exception handlers and
-worker task modules it adds, and `create_app` (app/main.py) adds every
+middleware, lifespan resources, readiness checks, exception handlers,
+worker task modules and feature flags it adds, and `create_app` (app/main.py) adds every
 plugin's, in order. Nothing here needs editing to add a part of your own.
 """
 
@@ -66,3 +66,6 @@ class Plugin:
     )
     # Modules whose dramatiq actors the worker runs (`app.invoices.tasks`).
     task_modules: Sequence[str] = ()
+    # Feature flags this part asks about, each with the value used while
+    # nobody switched it on (FLAGS_ENABLED); used with feature flags only.
+    flags: Mapping[str, bool] = field(default_factory=dict)
