@@ -83,7 +83,8 @@ class Changes:
     rewrites: tuple[Rewrite, ...] = ()
     # Owner files (seams) this release introduces: updates never render
     # owner files, so a service made before gets each from the new release's
-    # render once, where it has none.
+    # render once, where it has none (and where its folder is still there:
+    # a folder the owner removed stays removed).
     added_owner_files: tuple[str, ...] = ()
     # Steps of the release's own, after the rest: each returns what it did.
     after_steps: tuple[Callable[[Path], list[str]], ...] = ()
@@ -458,7 +459,7 @@ def add_owner_files(project: Path, paths: Sequence[str], renders: Renders) -> li
     added = []
     for path in paths:
         target = project / path
-        if target.exists():
+        if target.exists() or not target.parent.is_dir():
             continue
         source = renders.new() / path
         if not source.is_file():

@@ -14,7 +14,10 @@ files hold text an earlier release wrote that v0.7.0 changes (after stage):
   creates it only where it is missing, whichever branch runs first.
 
 The new seams app/plugins.py and app/own_settings.py are added (from the
-new release's render; no example task where the service has none).
+new release's render; no example task where the service has none), and the
+example's test factories move from the template's tests/fixtures/factories.py
+(now the template's own) to tests/items/factories.py, its tests importing
+them from there.
 Services whose own revisions and the template's 0003 both followed an earlier
 revision have two heads in migrations/versions: they are merged.
 The new question `example` keeps its default (true): the example is there.
@@ -96,10 +99,24 @@ CHANGES = Changes(
             API, "from app.errors import problem_responses\n", "", "problem_responses"
         ),
         Rewrite(WORKER_TABLE, CREATE_WORKER_TABLE, CREATE_WORKER_TABLE_IF_MISSING),
+        Rewrite(
+            "tests/items/test_router.py",
+            "from tests.fixtures.factories import",
+            "from tests.items.factories import",
+        ),
+        Rewrite(
+            "tests/items/test_service.py",
+            "from tests.fixtures.factories import",
+            "from tests.items.factories import",
+        ),
         Rewrite(WORKER_TABLE, DROP_WORKER_TABLE, DROP_PUBLICATIONS),
     ),
     merge_service_heads=True,
-    added_owner_files=("app/plugins.py", "app/own_settings.py"),
+    added_owner_files=(
+        "app/plugins.py",
+        "app/own_settings.py",
+        "tests/items/factories.py",
+    ),
     after_steps=(plug_in_only_the_example_there_is,),
 )
 

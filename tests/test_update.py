@@ -1,17 +1,21 @@
-"""`copier update` from every recorded release to the working tree, with a
-team's edits in place: the command Renovate's copier manager runs, migrations
-included.
+"""`copier update` from every recorded release to the working tree, taken
+the way teams take it: with Renovate's command, by teams that work as real
+teams do (tests/teams.py), with their data in PostgreSQL.
 
-Every answer set is updated from the oldest release, which crosses every
-migration. Every later release is updated with answer sets taken in turn (two
-from the newest, the update services make next; one from each release
-between), so every release and every answer set is covered while the suite
-grows by one update per release instead of six: crossing all of them took
-more than 40 minutes at seven releases. PRODSTARTER_UPDATE_ALL=1 runs the
-full cross product."""
+For every release, two teams take the update: one that keeps the example and
+one that removes it on the way (`--data example=false`). Each must update
+with no conflict, keep every edit of its own byte for byte, and migrate its
+database with its rows kept and no manual Alembic step; the template's files
+of the updated service must equal a fresh copy of the working tree with the
+team's edits to them applied. A bounded set of these paths (FULL_PATHS) also
+runs the service's own gates and tests, whose cost does not grow with the
+number of releases. A third team per release edits a line the release
+changes: its update stops with a reported conflict. PRODSTARTER_UPDATE_ALL=1
+runs the gates on every path."""
 
 from __future__ import annotations
 
+import difflib
 import filecmp
 import os
 import re
@@ -21,7 +25,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import owner_edits
 from tests.migrations import (
     answers_after_update,
     answers_as_of,
@@ -37,26 +40,50 @@ from tests.support import (
     run_gates,
     tool_env,
 )
+from tests.teams import OPTIONAL_FILE, Team, database
 from tests.template_repo import Release, recorded_releases
+from tests.test_ownership import owner_of, ownership_table
 
 RELEASES = recorded_releases()
 ANSWER_SETS = answer_sets()
 
 
-def update_paths(releases: list[Release], sets: list[str]) -> list[tuple[Release, str]]:
-    """The (release, answer set) pairs the update test runs (see the docstring)."""
-    if os.environ.get("PRODSTARTER_UPDATE_ALL") == "1" or len(releases) <= 2:
-        return [(release, name) for release in releases for name in sets]
-    paths = [(releases[0], name) for name in sets]
-    turn = 0
-    for release in releases[1:]:
-        for _ in range(2 if release is releases[-1] else 1):
-            paths.append((release, sets[turn % len(sets)]))
-            turn += 1
-    return paths
+KEEPS, REMOVES = "keeps-the-example", "removes-the-example"
 
 
-UPDATE_PATHS = update_paths(RELEASES, sorted(ANSWER_SETS))
+def team_paths(
+    releases: list[Release], sets: list[str]
+) -> list[tuple[Release, str, str]]:
+    """(release, answer set, team) for every release and both teams; the
+    answer sets taken in turn, so that each is updated from some release,
+    but the oldest and the newest release (FULL_PATHS) on PostgreSQL."""
+    postgres = [
+        name
+        for name in sets
+        if effective(ANSWER_SETS[name])["production_database"] == "postgresql"
+    ]
+    chosen = [sets[index % len(sets)] for index in range(len(releases))]
+    if releases:
+        chosen[0], chosen[-1] = postgres[0], postgres[-1]
+    return [
+        (release, name, team)
+        for release, name in zip(releases, chosen, strict=True)
+        for team in (KEEPS, REMOVES)
+    ]
+
+
+def full_paths(releases: list[Release]) -> set[tuple[str, str]]:
+    """The paths that also run the service's gates: the oldest release (it
+    crosses every migration) and the newest (the update services take next),
+    each with both teams."""
+    if os.environ.get("PRODSTARTER_UPDATE_ALL") == "1":
+        return {(r.version, team) for r in releases for team in (KEEPS, REMOVES)}
+    ends = {releases[0].version, releases[-1].version} if releases else set()
+    return {(version, team) for version in ends for team in (KEEPS, REMOVES)}
+
+
+UPDATE_PATHS = team_paths(RELEASES, sorted(ANSWER_SETS))
+FULL_PATHS = full_paths(RELEASES)
 # The command Renovate's copier manager runs (plus --vcs-ref <new tag>).
 RENOVATE = [
     "copier", "update", "--skip-answered", "--defaults", "--trust",
@@ -121,47 +148,131 @@ def test_the_harness_tags_the_working_tree_as_the_next_version(
     assert git(repo, "rev-list", "-n1", next_tag) == git(repo, "rev-parse", "HEAD")
 
 
-def test_every_release_and_every_answer_set_is_update_tested() -> None:
-    assert {release for release, _ in UPDATE_PATHS} == set(RELEASES)
-    assert {name for _, name in UPDATE_PATHS} == set(ANSWER_SETS)
-    assert {name for release, name in UPDATE_PATHS if release == RELEASES[0]} == set(
-        ANSWER_SETS
-    )
+def test_every_release_is_updated_by_both_teams_and_every_answer_set_is_used() -> None:
+    assert {(r, team) for r, _, team in UPDATE_PATHS} == {
+        (r, team) for r in RELEASES for team in (KEEPS, REMOVES)
+    }
+    assert {name for _, name, _ in UPDATE_PATHS} == set(ANSWER_SETS)
+    assert len(FULL_PATHS) <= 4 or os.environ.get("PRODSTARTER_UPDATE_ALL") == "1"
+
+
+def fresh_copy(
+    repo: Path, tag: str, answers: dict[str, Any], destination: Path
+) -> Path:
+    """The working tree, copied fresh with these answers (today's names)."""
+    data = destination.parent / f"{destination.name}-answers.yml"
+    data.write_text(yaml.safe_dump(answers))
+    # Without the lock task: uv.lock is the one file not compared.
+    run(
+        ["copier", "copy", "--trust", "--defaults", "--skip-tasks", "--vcs-ref", tag,
+         "--data-file", str(data), str(repo), str(destination)],
+        destination.parent,
+        env_for(answers),
+    ).check()  # fmt: skip
+    return destination
+
+
+def template_files_differing(updated: Path, fresh: Path, team: Team) -> list[str]:
+    """The template's files where the updated service and a fresh copy with
+    the team's edits differ (uv.lock, the team's own lock, aside), and
+    files the update left behind that a fresh copy does not have."""
+    rows = ownership_table(fresh)
+    differing = []
+    for path in sorted(fresh.rglob("*")):
+        name = str(path.relative_to(fresh))
+        if not path.is_file() or owner_of(rows, name) != "template":
+            continue
+        if name in {"uv.lock", ".copier-answers.yml"}:
+            continue
+        theirs = updated / name
+        if not (theirs.is_file() and filecmp.cmp(path, theirs, shallow=False)):
+            differing.append(name)
+    ignored = {".git", ".venv", "var", "__pycache__", ".mypy_cache", ".ruff_cache"}
+    for path in sorted(updated.rglob("*")):
+        parts = path.relative_to(updated).parts
+        name = str(path.relative_to(updated))
+        if not path.is_file() or set(parts) & ignored or name in team.added:
+            continue
+        left = owner_of(rows, name) == "template" and not (fresh / name).exists()
+        if left and name not in {".env", OPTIONAL_FILE, "uv.lock"}:
+            differing.append(f"{name} (left behind)")
+    answers_of = [
+        re.sub(
+            r"^_commit: .*$", "", (root / ".copier-answers.yml").read_text(), flags=re.M
+        )
+        for root in (updated, fresh)
+    ]
+    if answers_of[0] != answers_of[1]:
+        differing.append(".copier-answers.yml")
+    return differing
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("release", "answer_set"),
+    ("release", "answer_set", "kind"),
     UPDATE_PATHS,
-    ids=[f"{release.tag}-{name}" for release, name in UPDATE_PATHS],
+    ids=[f"{r.tag}-{name}-{kind}" for r, name, kind in UPDATE_PATHS],
 )
-def test_update_keeps_owner_edits_and_passes_the_gates(
-    template_repo: tuple[Path, str], release: Release, answer_set: str, tmp_path: Path
+def test_a_team_takes_the_update_with_its_edits_and_its_data(
+    template_repo: tuple[Path, str],
+    release: Release,
+    answer_set: str,
+    kind: str,
+    tmp_path: Path,
 ) -> None:
     repo, next_tag = template_repo
     answers = ANSWER_SETS[answer_set]
+    chosen = effective(answers)
+    example = kind == KEEPS
     project = copy_at(repo, release.version, tmp_path / "service", answers)
-    owner_edits.apply(project, env_for(answers))
-    commit(project, "owner edits")
+    with database(chosen["production_database"], tmp_path) as db:
+        team = Team(
+            project, release.version, env_for(answers), db, chosen["broker"] != "none"
+        )
+        team.add_invoices()
+        team.edit_template_files()
+        team.migrate_with_data()
+        commit(project, "the team's work")
+        kept = team.snapshot()
 
-    output = update(project, next_tag, answers)
+        extra = [] if example else ["--data", "example=false"]
+        output = (
+            run([*RENOVATE, "--vcs-ref", next_tag, *extra], project, team.env)
+            .check()
+            .output
+        )
 
-    assert conflicted_files(project) == [], output
-    assert owner_edits.missing_after_update(project) == [], output
-    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert recorded["_commit"] == next_tag
-    expected = answers_after_update(release.version, answers)
-    assert {k: recorded[k] for k in expected} == expected  # nothing re-defaulted
-    ran = MIGRATION_LINE.findall(output)
-    crossed = migrations_crossed(release.version, next_tag)
-    assert sorted(ran) == sorted(
-        (version, stage) for version in crossed for stage in ("before", "after")
-    ), output
-    run_gates(project, expected, after_update=True)
+        assert conflicted_files(project) == [], output
+        ran = MIGRATION_LINE.findall(output)
+        crossed = migrations_crossed(release.version, next_tag)
+        assert sorted(ran) == sorted(
+            (version, stage) for version in crossed for stage in ("before", "after")
+        ), output
+        recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+        expected = answers_after_update(release.version, answers)
+        assert recorded["_commit"] == next_tag
+        assert {k: recorded[k] for k in expected} == expected  # nothing re-defaulted
+        assert recorded["example"] is example
+        assert team.after_update(kept, example) == [], output
+
+        fresh = fresh_copy(
+            repo, next_tag, {**expected, "example": example}, tmp_path / "fresh"
+        )
+        pyproject = (fresh / "pyproject.toml").read_text()
+        (fresh / "pyproject.toml").write_text(
+            pyproject.replace(
+                '    "greenlet>=3.5",\n', '    "greenlet>=3.5",\n    "humanize>=4.9",\n'
+            )
+        )
+        (fresh / OPTIONAL_FILE).unlink()
+        assert template_files_differing(project, fresh, team) == []
+
+        if (release.version, kind) in FULL_PATHS:
+            run_gates(project, expected, after_update=True)
 
     commit(project, f"update to {next_tag}")
-    again = update(project, next_tag, answers)
-    assert git(project, "status", "--porcelain") == "", again
+    again = run([*RENOVATE, "--vcs-ref", next_tag], project, team.env).check()
+    assert git(project, "status", "--porcelain") == "", again.output
 
 
 @pytest.mark.slow
@@ -193,29 +304,89 @@ def test_a_service_made_before_the_worker_switches_it_on_with_an_update(
 
 
 @pytest.mark.slow
-def test_an_owner_change_to_a_line_the_template_changed_is_a_reported_conflict(
+def test_a_service_with_two_alembic_heads_is_repaired_by_the_update(
     template_repo: tuple[Path, str], tmp_path: Path
 ) -> None:
+    """A team's revision followed 0002 at v0.4.x; v0.5.0 brought the
+    template's 0003 after 0002 too: two heads, and `python -m app migrate`
+    stopped. The update merges them; the database migrates with its rows."""
     repo, next_tag = template_repo
-    oldest = RELEASES[0]
-    project = copy_at(repo, oldest.version, tmp_path / "service", {})
-    main = project / "app" / "main.py"
-    # v0.2.0 rewrote this line (the API moved to app/api/v1.py).
-    line = "from app.api import router as api_router\n"
-    if line not in main.read_text():
-        pytest.skip("the oldest release no longer has the line this test edits")
-    main.write_text(
-        main.read_text().replace(line, "from app.api import router as public_api\n")
+    before = [r for r in RELEASES if (0, 3, 0) <= version_key(r.version) < (0, 5, 0)]
+    between = [r for r in RELEASES if (0, 5, 0) <= version_key(r.version) < (0, 7, 0)]
+    if not (before and between):
+        pytest.skip("needs releases before and after the template's 0003")
+    answers: dict[str, Any] = {"python_version": "3.11"}
+    project = copy_at(repo, before[-1].version, tmp_path / "service", answers)
+    with database("postgresql", tmp_path) as db:
+        team = Team(project, before[-1].version, env_for(answers), db, has_worker=True)
+        team.add_invoices()
+        team.edit_template_files()
+        team.migrate_with_data()
+        commit(project, "the team's work")
+        kept = team.snapshot()
+        run([*RENOVATE, "--vcs-ref", between[-1].tag], project, team.env).check()
+        # That release's update stopped on the API module (its router header
+        # changed beside the team's import): the team resolved it.
+        for name in conflicted_files(project):
+            team.resolve_keeping_its_lines(name)
+        commit(project, f"update to {between[-1].tag}")
+        team.uv("sync", "--locked", "--quiet")
+        stuck = team.uv(
+            "run", "--frozen", "python", "-m", "app", "migrate", check=False
+        )
+        assert "Multiple head" in stuck.output, stuck.output
+
+        output = (
+            run([*RENOVATE, "--vcs-ref", next_tag], project, team.env).check().output
+        )
+
+        assert "merged the Alembic heads" in output, output
+        assert conflicted_files(project) == [], output
+        assert team.after_update(kept, example=True) == [], output
+
+
+def a_line_the_release_changes(old: Path, new: Path) -> tuple[str, str] | None:
+    """A line of a template-owned module of app/ that the working tree
+    replaces: the line a team changed too, in the release it has."""
+    rows = ownership_table(new)
+    for path in sorted(old.glob("app/**/*.py")):
+        name = str(path.relative_to(old))
+        theirs = new / name
+        if owner_of(rows, name) != "template" or not theirs.is_file():
+            continue
+        before, after = path.read_text().splitlines(), theirs.read_text().splitlines()
+        matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+        for tag, start, end, _, _ in matcher.get_opcodes():
+            for line in before[start:end] if tag == "replace" else []:
+                code = line.strip()
+                if code and not code.startswith(("#", '"')) and line not in after:
+                    return name, line
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("release", RELEASES, ids=[r.tag for r in RELEASES])
+def test_a_team_that_changed_a_line_the_release_changes_gets_a_reported_conflict(
+    template_repo: tuple[Path, str], release: Release, tmp_path: Path
+) -> None:
+    repo, next_tag = template_repo
+    project = copy_at(repo, release.version, tmp_path / "service", {})
+    fresh = fresh_copy(
+        repo, next_tag, answers_after_update(release.version, {}), tmp_path / "fresh"
     )
-    commit(project, "owner renames the router import")
+    found = a_line_the_release_changes(project, fresh)
+    assert found is not None, "the release changes no line of app/ a team could edit"
+    name, line = found
+    edited = f"{line}  # changed by the team"
+    path = project / name
+    path.write_text(path.read_text().replace(f"{line}\n", f"{edited}\n", 1))
+    commit(project, "the team changes a template line")
 
-    update(project, next_tag, {})
+    output = update(project, next_tag, {})
 
-    assert "app/main.py" in conflicted_files(project)
-    text = main.read_text()
-    assert "from app.api import router as public_api" in text
-    assert "from app.api import v1" in text
-    unmerged = git(project, "ls-files", "--unmerged", "--", "app/main.py")
+    assert name in conflicted_files(project), output
+    assert edited in path.read_text()
+    unmerged = git(project, "ls-files", "--unmerged", "--", name)
     assert unmerged.strip(), "the conflict must show in git status"
 
 

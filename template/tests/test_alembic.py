@@ -92,6 +92,7 @@ def gates(files: list[Path]) -> None:
         ["black", "--check", "--quiet", *names],
         ["isort", "--check-only", "--quiet", *names],
         ["mypy", "--no-error-summary", *names],
+        ["detect_secrets.pre_commit_hook", "--baseline", ".secrets.baseline", *names],
     ):
         result = subprocess.run(  # noqa: S603 (the test's own arguments)
             [sys.executable, "-m", *gate],
