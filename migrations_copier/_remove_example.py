@@ -55,8 +55,10 @@ Create Date: 2026-12-05 00:00:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
+# The example's revisions: its tables are theirs.
+EXAMPLE = ("0001", "0002", "0003", "0004")
 revision: str = "remove_example"
 down_revision: str | Sequence[str] | None = {parents}
 branch_labels: str | Sequence[str] | None = None
@@ -71,8 +73,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # The example's tables are not made again: its code is gone.
-    pass
+    # Back where the example's revisions left its tables (its code is gone,
+    # its history is not): their upgrades run again, oldest first.
+    history = context.script.iterate_revisions(revision, "base")
+    for script in reversed(list(history)):
+        if script.revision in EXAMPLE:
+            script.module.upgrade()
 '''
 
 

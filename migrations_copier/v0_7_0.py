@@ -104,6 +104,14 @@ CHANGES = Changes(
             "from tests.fixtures.factories import",
             "from tests.items.factories import",
         ),
+        # Sorted as isort sorts them: tests.fixtures before tests.items.
+        Rewrite(
+            "tests/items/test_service.py",
+            "from tests.fixtures.factories import create_item\n"
+            "from tests.fixtures.identity import ALICE, BOB\n",
+            "from tests.fixtures.identity import ALICE, BOB\n"
+            "from tests.items.factories import create_item\n",
+        ),
         Rewrite(
             "tests/items/test_service.py",
             "from tests.fixtures.factories import",
