@@ -78,6 +78,10 @@ class Changes:
     added_answers: dict[str, str] = field(default_factory=dict)
     changed_choices: dict[str, dict[str, str]] = field(default_factory=dict)
     moved_files: dict[str, str] = field(default_factory=dict)
+    # Moved files whose new path is an owner file now: moved as the owner
+    # left them (updates no longer render owner files, so there is no new
+    # release of them to merge with); later releases' rewrites adapt them.
+    moved_as_is: tuple[str, ...] = ()
     renamed_settings: dict[str, str] = field(default_factory=dict)
     setting_files: tuple[str, ...] = SETTING_FILES
     rewrites: tuple[Rewrite, ...] = ()
@@ -304,7 +308,9 @@ def move_files(project: Path, changes: Changes, renders: Renders) -> list[str]:
         theirs = _read(renders.new() / new)
         if theirs is None:
             raise RuntimeError(f"{new} is not in the new release")
-        if ours == base:
+        if new in changes.moved_as_is:
+            merged, conflicted = ours, False
+        elif ours == base:
             merged, conflicted = theirs, False
         else:
             merged, conflicted = merge(ours, base or "", theirs)
@@ -361,7 +367,10 @@ def rename_settings_in_files(
 
 
 def apply_rewrites(project: Path, rewrites: Sequence[Rewrite]) -> list[str]:
-    done = []
+    """Apply each rewrite where its text is; a file none of whose rewrites
+    applied, though one did not find its text, is reported."""
+    rewrote: list[str] = []
+    missed: dict[str, Rewrite] = {}
     for rewrite in rewrites:
         path = project / rewrite.path
         if not path.is_file():
@@ -369,18 +378,23 @@ def apply_rewrites(project: Path, rewrites: Sequence[Rewrite]) -> list[str]:
         text = path.read_text()
         if rewrite.old not in text:
             if rewrite.new and rewrite.new not in text:
-                done.append(
-                    f"left {rewrite.path} as its owner changed it: replace"
-                    f" {rewrite.old.strip()!r} with {rewrite.new.strip()!r} by hand"
-                )
+                missed.setdefault(rewrite.path, rewrite)
             continue
         if rewrite.unless_used and rewrite.unless_used in text.replace(
             rewrite.old, "", 1
         ):
             continue
         path.write_text(text.replace(rewrite.old, rewrite.new, 1))
-        done.append(f"rewrote {rewrite.path}")
-    return sorted(set(done), key=done.index)
+        if rewrite.path not in rewrote:
+            rewrote.append(rewrite.path)
+    done = [f"rewrote {name}" for name in rewrote]
+    for name, rewrite in missed.items():
+        if name not in rewrote:
+            done.append(
+                f"left {name} as its owner changed it: replace"
+                f" {rewrite.old.strip()!r} with {rewrite.new.strip()!r} by hand"
+            )
+    return done
 
 
 # ---------------------------------------------------------------- alembic

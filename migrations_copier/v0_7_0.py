@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _lib import Changes, Rewrite, main
+from _lib import Changes, Rewrite, committed, main
 from _remove_example import SEAM_LINES, remove_lines
 
 API = "app/api/v1.py"
@@ -89,6 +89,21 @@ def plug_in_only_the_example_there_is(project: Path) -> list[str]:
     return ["app/plugins.py plugs in no publications (the service has none)"]
 
 
+def keep_the_example_factories(project: Path) -> list[str]:
+    """The example's tests import their factories from the template's
+    tests/fixtures/factories.py, which makes the template's own test notes
+    from now on: the factories they were written against (the service's
+    last committed file) move beside them, to tests/items/factories.py."""
+    target = project / "tests" / "items" / "factories.py"
+    if target.exists() or not target.parent.is_dir():
+        return []
+    factories = committed(project, "tests/fixtures/factories.py")
+    if factories is None or "create_item" not in factories:
+        return []
+    target.write_text(factories)
+    return ["moved the example's test factories to tests/items/factories.py"]
+
+
 CHANGES = Changes(
     version="0.7.0",
     rewrites=(
@@ -120,12 +135,8 @@ CHANGES = Changes(
         Rewrite(WORKER_TABLE, DROP_WORKER_TABLE, DROP_PUBLICATIONS),
     ),
     merge_service_heads=True,
-    added_owner_files=(
-        "app/plugins.py",
-        "app/own_settings.py",
-        "tests/items/factories.py",
-    ),
-    after_steps=(plug_in_only_the_example_there_is,),
+    added_owner_files=("app/plugins.py", "app/own_settings.py"),
+    after_steps=(plug_in_only_the_example_there_is, keep_the_example_factories),
 )
 
 if __name__ == "__main__":

@@ -300,7 +300,15 @@ class Team:
         )
         (revision,) = set(self.versions()) - before
         self.added.append(revision)
-        # The team formats it as its CI asks (Alembic's hooks do from v0.7.0).
+        # The team makes it pass its gates, as its CI asks: releases before
+        # v0.6.0 wrote a type mypy does not know, and before v0.7.0 nothing
+        # formatted it (Alembic's hooks do now).
+        path = self.project / revision
+        path.write_text(
+            path.read_text().replace(
+                "sqlmodel.sql.sqltypes.AutoString", "sqlmodel.AutoString"
+            )
+        )
         for tool in (
             ["ruff", "check", "--fix", "--quiet"],
             ["isort", "--quiet"],

@@ -8,6 +8,7 @@ run on exactly the files a test sets up.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 import subprocess
 import sys
@@ -25,6 +26,9 @@ from tests.support import ROOT
 V0_2_0: Any = load(MIGRATIONS / "v0_2_0.py")
 LIB: Any = sys.modules["_lib"]
 CHANGES: Any = V0_2_0.CHANGES
+# The merge of a moved file, as v0.2.0 ran it while app/api/v1.py was the
+# template's: since v0.7.0 the file is the owner's and moves as it is.
+MERGING: Any = dataclasses.replace(CHANGES, moved_as_is=())
 SCRIPT_V0_2_0 = MIGRATIONS / "v0_2_0.py"
 
 # ---------------------------------------------------------------- fixtures
@@ -233,7 +237,7 @@ def renders(project: Path, tmp_path: Path) -> Any:
 
 def after_stage(project: Path, rendered: Any) -> list[str]:
     """The after stage's two steps, on the given renders."""
-    moved: list[str] = LIB.move_files(project, CHANGES, rendered)
+    moved: list[str] = LIB.move_files(project, MERGING, rendered)
     renamed: list[str] = LIB.rename_settings_in_files(project, CHANGES, rendered)
     return [*moved, *renamed]
 
@@ -459,6 +463,20 @@ def test_a_moved_file_keeps_the_owners_edits_and_settings_are_renamed(
         "renamed SERVER_FORWARDED_ALLOW_IPS to SERVER_TRUSTED_PROXIES in "
         ".env, .env.example, compose.yaml",
     ]
+
+
+def test_the_api_module_moves_as_the_owner_left_it_now_that_it_is_a_seam(
+    tmp_path: Path,
+) -> None:
+    project = v0_1_0_service(tmp_path / "service")
+    owners = (project / "app/api.py").read_text()
+    copier_left(project)
+
+    done = LIB.move_files(project, CHANGES, renders(project, tmp_path))
+
+    assert (project / "app/api/v1.py").read_text() == owners
+    assert not (project / "app/api.py").exists()
+    assert done == ["moved app/api.py to app/api/v1.py (owner edits merged)"]
 
 
 def test_running_the_after_stage_twice_changes_no_file(tmp_path: Path) -> None:

@@ -226,9 +226,8 @@ def test_a_team_takes_the_update_with_its_edits_and_its_data(
     example = kind == KEEPS
     project = copy_at(repo, release.version, tmp_path / "service", answers)
     with database(chosen["production_database"], tmp_path) as db:
-        team = Team(
-            project, release.version, env_for(answers), db, chosen["broker"] != "none"
-        )
+        has_worker = (project / "app" / "worker").is_dir()  # as of its release
+        team = Team(project, release.version, env_for(answers), db, has_worker)
         team.add_invoices()
         team.edit_template_files()
         team.migrate_with_data()
