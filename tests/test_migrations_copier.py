@@ -954,3 +954,98 @@ def test_one_head_needs_no_merge(tmp_path: Path) -> None:
 
     assert LIB.merge_service_heads(tmp_path, "0.7.0") == []
     assert len(list(versions.glob("*.py"))) == 2
+
+
+# ---------------------------------------------------------------- removing the example
+
+REMOVE: Any = load(MIGRATIONS / "_remove_example.py")
+MODELS_V0_1_0 = '''"""Every table."""
+
+from sqlmodel import SQLModel
+
+from app.invoices.models import Invoice as Invoice
+from app.items.models import Item
+
+metadata = SQLModel.metadata
+
+__all__ = ["Item", "metadata"]
+'''
+MODELS_V0_7_0 = '''"""Every table."""
+
+from sqlmodel import SQLModel
+
+from app.invoices.models import Invoice as Invoice
+from app.items.models import Item
+from app.publications.models import ItemPublication
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "Item",
+    "ItemPublication",
+    "metadata",
+]
+'''
+MODELS_WITHOUT_EXAMPLE = '''"""Every table."""
+
+from sqlmodel import SQLModel
+
+from app.invoices.models import Invoice as Invoice
+
+metadata = SQLModel.metadata
+
+__all__ = ["metadata"]
+'''
+
+
+@pytest.mark.parametrize(
+    ("models", "expected"),
+    [
+        (MODELS_V0_1_0, MODELS_WITHOUT_EXAMPLE),
+        (
+            MODELS_V0_7_0,
+            MODELS_WITHOUT_EXAMPLE.replace(
+                '__all__ = ["metadata"]', '__all__ = [\n    "metadata",\n]'
+            ),
+        ),
+    ],
+    ids=["one-line", "listed"],
+)
+def test_removing_the_example_keeps_the_owners_lines_in_the_seams(
+    tmp_path: Path, models: str, expected: str
+) -> None:
+    write(
+        tmp_path,
+        {
+            "app/models.py": models,
+            "app/items/router.py": "",
+            "tests/items/test_router.py": "",
+            "app/invoices/router.py": "",
+        },
+    )
+
+    REMOVE.main(tmp_path)
+
+    assert (tmp_path / "app/models.py").read_text() == expected
+    assert not (tmp_path / "app/items").exists()
+    assert not (tmp_path / "tests/items").exists()
+    assert (tmp_path / "app/invoices/router.py").exists()
+
+
+def test_removing_the_example_drops_its_tables_after_the_services_heads(
+    tmp_path: Path,
+) -> None:
+    versions = tmp_path / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (versions / "0001.py").write_text(revision_file("0001", "None"))
+    (versions / "0003.py").write_text(revision_file("0003", '"0001"'))
+    (versions / "abc.py").write_text(revision_file("abc123", '"0003"'))
+
+    first = REMOVE.drop_revision(tmp_path)
+    second = REMOVE.drop_revision(tmp_path)
+
+    graph = LIB.revision_graph(versions)
+    assert LIB.heads_of(graph) == ["remove_example"]
+    assert graph["remove_example"] == ("abc123",)
+    assert len(first) == 1
+    assert second == []

@@ -98,13 +98,20 @@ def env_for(answers: dict[str, Any]) -> dict[str, str]:
 
 
 def copy_at(
-    repo: Path, release: str, destination: Path, answers: dict[str, Any]
+    repo: Path,
+    release: str,
+    destination: Path,
+    answers: dict[str, Any],
+    *,
+    lock: bool = True,
 ) -> Path:
-    """Copy the template as of `release`, with the answers in its own terms."""
+    """Copy the template as of `release`, with the answers in its own terms
+    (`lock=False`: without its task, `uv lock`, when no test needs the lock)."""
     data = destination.parent / f"{destination.name}-answers.yml"
     data.write_text(yaml.safe_dump(answers_as_of(release, answers)))
     run(
         ["copier", "copy", "--trust", "--defaults", "--vcs-ref", f"v{release}",
+         *([] if lock else ["--skip-tasks"]),
          "--data-file", str(data), str(repo), str(destination)],
         destination.parent,
         env_for(answers),
@@ -369,7 +376,7 @@ def test_a_team_that_changed_a_line_the_release_changes_gets_a_reported_conflict
     template_repo: tuple[Path, str], release: Release, tmp_path: Path
 ) -> None:
     repo, next_tag = template_repo
-    project = copy_at(repo, release.version, tmp_path / "service", {})
+    project = copy_at(repo, release.version, tmp_path / "service", {}, lock=False)
     fresh = fresh_copy(
         repo, next_tag, answers_after_update(release.version, {}), tmp_path / "fresh"
     )
@@ -390,50 +397,3 @@ def test_a_team_that_changed_a_line_the_release_changes_gets_a_reported_conflict
         return
     assert name in conflicted_files(project), output
     assert unmerged.strip(), "the conflict must show in git status"
-
-
-@pytest.mark.slow
-def test_updating_straight_equals_updating_release_by_release(
-    template_repo: tuple[Path, str], tmp_path: Path
-) -> None:
-    repo, next_tag = template_repo
-    if len(RELEASES) < 2:
-        pytest.skip("needs two recorded releases")
-    answers = ANSWER_SETS["py311-sqlite-proprietary"]
-    straight = copy_at(repo, RELEASES[0].version, tmp_path / "straight", answers)
-    stepwise = copy_at(repo, RELEASES[0].version, tmp_path / "stepwise", answers)
-
-    update(straight, next_tag, answers)
-    for release in [*RELEASES[1:], None]:
-        update(stepwise, release.tag if release else next_tag, answers)
-        commit(stepwise, "step")
-
-    # The owner's files keep their history (a release that changed the
-    # example reached only the services it was the template's in); the
-    # template's files are the same whichever way the service came.
-    differences = compare(straight, stepwise, ownership_table(stepwise))
-    assert differences == []
-
-
-def compare(left: Path, right: Path, rows: list[tuple[str, str]]) -> list[str]:
-    """The template's files that differ between two projects (the answers
-    file's _commit aside)."""
-    names = set()
-    for root in (left, right):
-        names |= {
-            str(p.relative_to(root))
-            for p in root.rglob("*")
-            if p.is_file() and p.relative_to(root).parts[0] not in {".git", ".venv"}
-        }
-    differing = []
-    for name in sorted(n for n in names if owner_of(rows, n) == "template"):
-        a, b = left / name, right / name
-        if not (a.exists() and b.exists()):
-            differing.append(name)
-        elif name == ".copier-answers.yml":
-            strip = re.compile(r"^_commit: .*$", re.MULTILINE)
-            if strip.sub("", a.read_text()) != strip.sub("", b.read_text()):
-                differing.append(name)
-        elif not filecmp.cmp(a, b, shallow=False):
-            differing.append(name)
-    return differing

@@ -1,22 +1,28 @@
-"""The API against its own OpenAPI document (schemathesis), every operation.
+"""The template's API against its OpenAPI document (schemathesis): the probes
+and the tests' notes, through the whole stack a request of yours takes.
 
 Valid and invalid requests are generated from the schema and sent with a valid
 token; every built-in check runs on every response: no server error, status
 codes, content types, headers and bodies as documented, invalid data (unknown
 fields included) refused, valid data accepted, and the token really required.
-FUZZ_MAX_EXAMPLES sets the examples per operation (default 30).
+FUZZ_MAX_EXAMPLES sets the examples per operation (default 30). Your routes
+get the same with a test of your own: `fuzz(app, path_regex)` (the example's
+is tests/items/test_fuzz.py).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import schemathesis
+from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
+from schemathesis.schemas import BaseSchema
 
 from app.api import API_PREFIX
 from tests.fixtures.identity import user_headers
@@ -33,12 +39,21 @@ SETTINGS = make_settings(
     ratelimit={"write": "100000/minute"},
     log={"level": "ERROR"},
 )
-# The whole API the app serves: the notes (tests/fixtures/probe.py), and yours.
 APP = notes_app(SETTINGS)
-# Schemathesis runs the app's lifespan itself (once per operation).
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
-schema.config.generation.update(modes=list(GenerationMode))
-schema.config.update(headers=user_headers(SETTINGS))
+# The template's routes: the probes and the notes (tests/fixtures/probe.py).
+TEMPLATE_ROUTES = rf"^(/live|/ready|/health|{NOTES})"
+
+
+def fuzz(app: FastAPI, path_regex: str) -> BaseSchema:
+    """The operations of `app` whose path matches, ready to fuzz (for tests
+    of your own routes too). Schemathesis runs the app's lifespan itself."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    schema.config.generation.update(modes=list(GenerationMode))
+    schema.config.update(headers=user_headers(SETTINGS))
+    return schema.include(path_regex=path_regex)
+
+
+schema = fuzz(APP, TEMPLATE_ROUTES)
 
 
 @schema.parametrize()
@@ -58,8 +73,9 @@ def test_every_request_body_refuses_unknown_fields() -> None:
     document = APP.openapi()
     bodies = {
         content["schema"]["$ref"].rsplit("/", 1)[-1]
-        for path in document["paths"].values()
-        for operation in path.values()
+        for path, item in document["paths"].items()
+        if re.match(TEMPLATE_ROUTES, path)
+        for operation in item.values()
         for content in operation.get("requestBody", {}).get("content", {}).values()
     }
     schemas = document["components"]["schemas"]
@@ -70,12 +86,12 @@ def test_every_request_body_refuses_unknown_fields() -> None:
     }
 
 
-def test_every_route_the_app_serves_is_fuzzed() -> None:
-    """Every API route is in the document schemathesis reads: notes, and yours."""
+def test_every_template_route_the_app_serves_is_fuzzed() -> None:
+    """Every template route is in the document schemathesis reads."""
     served = {
         (path, method.lower())
         for path, methods in every_route(APP)
-        if path.startswith(API_PREFIX)
+        if re.match(TEMPLATE_ROUTES, path) and path.startswith(API_PREFIX)
         for method in methods
     }
     paths = APP.openapi()["paths"]
