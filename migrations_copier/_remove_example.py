@@ -95,7 +95,9 @@ def remove_lines(text: str, patterns: tuple[str, ...]) -> str:
         kept.append(line)
     result = "".join(kept)
     # The example's names in a one-line `__all__` (releases before 0.3.0).
-    result = re.sub(r'(__all__ = \[[^\]\n]*?)"(?:Item|ItemPublication)", ', r"\1", result)
+    result = re.sub(
+        r'(__all__ = \[[^\]\n]*?)"(?:Item|ItemPublication)", ', r"\1", result
+    )
     # A list whose last entry went keeps valid syntax: `[\n]` becomes `[]`.
     return re.sub(r"= \[\n\]", "= []", result)
 

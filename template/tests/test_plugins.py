@@ -176,26 +176,28 @@ async def test_a_plugins_check_joins_ready(jwt_settings: Settings) -> None:
     assert failing.json()["checks"]["ledger"]["status"] == "fail"
 
 
-class InvoiceSettings(BaseModel):
-    due_days: int = Field(default=30, ge=1, le=365)
+class ProbeSettings(BaseModel):
+    """A group as an owner writes one (its name is the variables' prefix)."""
+
+    limit: int = Field(default=30, ge=1, le=365)
 
 
-class WithInvoices(Settings):
+class WithProbe(Settings):
     """What app/own_settings.py's OwnSettings adds, as Settings sees it."""
 
-    invoices: InvoiceSettings = InvoiceSettings()
+    probe: ProbeSettings = ProbeSettings()
 
 
 def test_a_settings_group_of_the_services_own_is_read_and_refused_in_one_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("INVOICES_DUE_DAYS", "14")
-    assert WithInvoices(_env_file=None).invoices.due_days == 14
+    monkeypatch.setenv("PROBE_LIMIT", "14")
+    assert WithProbe(_env_file=None).probe.limit == 14
 
-    monkeypatch.setenv("INVOICES_DUE_DAYS", "0")
+    monkeypatch.setenv("PROBE_LIMIT", "0")
     with pytest.raises(ValidationError) as refused:
-        WithInvoices(_env_file=None)
+        WithProbe(_env_file=None)
 
     line = describe_error(refused.value)
-    assert line.startswith("invalid settings: INVOICES_DUE_DAYS:")
+    assert line.startswith("invalid settings: PROBE_LIMIT:")
     assert "\n" not in line
