@@ -56,14 +56,18 @@ def fuzz(app: FastAPI, path_regex: str) -> BaseSchema:
 schema = fuzz(APP, TEMPLATE_ROUTES)
 
 
-@schema.parametrize()
-@settings(
+# How every fuzz test of the service generates its examples.
+FUZZ = settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=list(HealthCheck),
 )
+
+
+@schema.parametrize()
+@FUZZ
 def test_every_operation_honours_its_schema(case: Any) -> None:
     case.call_and_validate()
 

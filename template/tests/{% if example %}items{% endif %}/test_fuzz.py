@@ -5,21 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, settings
-
 from app.main import create_app
-from tests.test_api_fuzz import MAX_EXAMPLES, SETTINGS, fuzz
+from tests.test_api_fuzz import FUZZ, SETTINGS, fuzz
 
 schema = fuzz(create_app(SETTINGS), r"^/api/v1/item")
 
 
 @schema.parametrize()
-@settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+@FUZZ
 def test_every_example_operation_honours_its_schema(case: Any) -> None:
     case.call_and_validate()
