@@ -10,7 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,24 +193,26 @@ PASSED = re.compile(r"(\d+) passed")
 SKIPPED = re.compile(r"(\d+) skipped")
 
 
-# What an update test leaves out of the service's pytest run: the overhead
-# benchmark (a run of its own servers, ~25 s, whose code no update path
-# changes differently from a fresh copy, where it runs) and most of the fuzz
-# examples (10 per operation instead of 30). Copies run everything.
-UPDATE_PYTEST_ARGS = [
-    "--deselect",
-    "tests/test_benchmarks.py::test_the_overhead_benchmark_runs_and_reports_every_server",
-]
+# The overhead benchmark starts servers of its own (~25 s); one copy runs it
+# (BENCHMARKED), since no answer changes the path it times. Update tests run
+# fewer fuzz examples (10 per operation instead of 30).
+BENCHMARK_TEST = "tests/test_benchmarks.py::test_the_overhead_benchmark_runs_and_reports_every_server"
 UPDATE_FUZZ_EXAMPLES = "10"
 
 
 def run_gates(
-    project: Path, answers: Mapping[str, Any], *, after_update: bool = False
+    project: Path,
+    answers: Mapping[str, Any],
+    *,
+    after_update: bool = False,
+    benchmark: bool = False,
+    tests: Sequence[str] = (),
 ) -> dict[str, str]:
     """Run the project's own gates in its own locked environment.
 
     Returns each gate's output; fails the test on the first gate that fails.
-    `after_update` trims the service's pytest run (UPDATE_PYTEST_ARGS).
+    `after_update` runs fewer fuzz examples; `benchmark` runs the overhead
+    benchmark; `tests` limits the service's pytest run to those paths.
     """
     answers = effective(answers)
     env = tool_env(interpreter(answers["python_version"]))
@@ -255,48 +257,27 @@ def run_gates(
         if not reachable(address):
             missing(f"{broker} on {address[0]}:{address[1]}")
         test_env["TEST_BROKER_DSN"] = dsn
-    extra: list[str] = []
+    extra = [] if benchmark else ["--deselect", BENCHMARK_TEST]
     if after_update:
-        extra = UPDATE_PYTEST_ARGS
         test_env["FUZZ_MAX_EXAMPLES"] = UPDATE_FUZZ_EXAMPLES
-    tests = run(
-        ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider", *extra],
-        project,
-        test_env,
-    )
-    outputs["pytest"] = tests.check().output
-    assert PASSED.search(tests.output), tests.output
+    pytest_run = ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"]
+    tested = run([*pytest_run, *extra, *tests], project, test_env)
+    outputs["pytest"] = tested.check().output
+    assert PASSED.search(tested.output), tested.output
     # Every test runs where the services exist: a skip is a gap, not a pass.
-    assert not SKIPPED.search(tests.output), tests.output
+    assert not SKIPPED.search(tested.output), tested.output
+    # The tests on the real servers ran (none skipped) in the run above;
+    # count them there.
+    real_servers = []
     if answers["production_database"] == "postgresql":
-        postgres = run(
-            [
-                "uv",
-                "run",
-                "--frozen",
-                "pytest",
-                "-q",
-                "-m",
-                "postgres",
-                "-p",
-                "no:cacheprovider",
-            ],
-            project,
-            test_env,
-        ).check()
-        count = PASSED.search(postgres.output)
-        assert count, postgres.output
-        assert int(count.group(1)) >= 10, postgres.output
-        outputs["pytest-postgres"] = postgres.output
+        real_servers.append(("postgres", 10))
     if broker in BROKERS:
-        # The real-broker tests ran in the full run above; count them there.
-        brokered = run(
-            ["uv", "run", "--frozen", "pytest", "-q", "-m", "broker", "--collect-only",
-             "-p", "no:cacheprovider"],
-            project,
-            test_env,
-        ).check()  # fmt: skip
-        collected = re.search(r"(\d+)(?:/\d+)? tests? collected", brokered.output)
-        assert collected, brokered.output
-        assert int(collected.group(1)) >= 5, brokered.output
+        real_servers.append(("broker", 5))
+    for marker, least in real_servers if not tests else []:
+        listed = run(
+            [*pytest_run, "-m", marker, "--collect-only", *extra], project, test_env
+        ).check()
+        collected = re.search(r"(\d+)(?:/\d+)? tests? collected", listed.output)
+        assert collected, listed.output
+        assert int(collected.group(1)) >= least, listed.output
     return outputs

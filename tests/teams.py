@@ -16,6 +16,7 @@ migrate` with the new release.
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 import subprocess
 import uuid
@@ -177,14 +178,39 @@ class SqliteDatabase:
 @contextmanager
 def database(kind: str, folder: Path) -> Iterator[Database]:
     """A fresh database of the kind the service runs on in production."""
+    with _new_database(kind, folder, template=None) as db:
+        yield db
+
+
+@contextmanager
+def clone_database(db: Database, folder: Path) -> Iterator[Database]:
+    """A copy of `db`, rows and Alembic version included (nothing may be
+    connected to it: the team's commands have exited)."""
+    if isinstance(db, SqliteDatabase):
+        with _new_database("sqlite", folder, template=db.path) as clone:
+            yield clone
+        return
+    assert isinstance(db, PostgresDatabase)
+    with _new_database("postgresql", folder, template=db.name) as clone:
+        yield clone
+
+
+@contextmanager
+def _new_database(
+    kind: str, folder: Path, template: Path | str | None
+) -> Iterator[Database]:
     if kind == "sqlite":
-        yield SqliteDatabase(folder / "team.db")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "team.db"
+        if isinstance(template, Path):
+            shutil.copyfile(template, path)
+        yield SqliteDatabase(path)
         return
     if not reachable(POSTGRES):
         missing("PostgreSQL on 127.0.0.1:5432")
     name = f"team_{uuid.uuid4().hex[:12]}"
     admin = PostgresDatabase("postgres")
-    admin.sql(f"create database {name}")
+    admin.sql(f"create database {name}" + (f" template {template}" if template else ""))
     try:
         yield PostgresDatabase(name)
     finally:

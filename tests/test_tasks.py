@@ -4,6 +4,7 @@ request all the same)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,36 @@ def test_an_update_whose_lock_fails_exits_non_zero_and_says_why(
     assert "uv.lock is not up to date: fix the cause, then run: uv lock" in (
         result.output
     )
+
+
+RELOCK = Path(__file__).resolve().parent.parent / "migrations_copier" / "_relock.py"
+# A proxy that refuses every connection: uv reaches no index, only its cache.
+NO_NETWORK = {
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "UV_HTTP_RETRIES": "0",
+}
+
+
+def test_copiers_scratch_renders_lock_from_the_cache_and_the_service_does_not(
+    tmp_path: Path,
+) -> None:
+    """During an update copier runs the task in its temporary renders too
+    (outside git): they lock from uv's cache; the service (a git repository)
+    is locked against the index, and fails without it."""
+    pyproject = '[project]\nname = "svc"\nversion = "0"\nrequires-python = ">=3.11"\ndependencies = ["pyyaml>=6.0"]\n'  # fmt: skip
+    warm, scratch, service = (tmp_path / name for name in ("warm", "scratch", "svc"))
+    for folder in (warm, scratch, service):
+        folder.mkdir()
+        (folder / "pyproject.toml").write_text(pyproject)
+    task = [sys.executable, str(RELOCK)]
+    run(task, warm, tool_env(COPIER_OPERATION="copy")).check()  # fills the cache
+    git(service, "init", "--quiet")
+
+    offline = run(task, scratch, tool_env(COPIER_OPERATION="update", **NO_NETWORK))
+    online = run(task, service, tool_env(COPIER_OPERATION="update", **NO_NETWORK))
+
+    assert offline.returncode == 0, offline.output
+    assert "pyyaml" in (scratch / "uv.lock").read_text()
+    assert online.returncode == 1, online.output
+    assert "uv.lock is not up to date" in online.output
