@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from plumbum import local
 
-from tests.support import ROOT, answer_sets, interpreter_dirs
+from tests.support import ROOT, UV_CONCURRENCY, answer_sets, interpreter_dirs
 from tests.template_repo import build_template_repo
 
 ANSWER_SETS = answer_sets()
@@ -25,6 +25,9 @@ def pytest_configure(config: pytest.Config) -> None:
     extra = {
         "PATH": os.pathsep.join([*path, os.environ.get("PATH", "")]),
         "UV_PYTHON_DOWNLOADS": "never",
+        "UV_CONCURRENT_DOWNLOADS": os.environ.get(
+            "UV_CONCURRENT_DOWNLOADS", UV_CONCURRENCY
+        ),
     }
     os.environ.update(extra)
     # Copier runs tasks with plumbum's copy of the environment, taken at import.
