@@ -78,7 +78,10 @@ def token(subject: str, minutes: int) -> None:
             f"token: AUTH_MODE is {settings.auth.mode}; tokens are minted in"
             " AUTH_MODE=jwt (run with AUTH_MODE=jwt locally)"
         )
-    print(Authenticator(settings).mint(subject, minutes))
+    try:
+        print(Authenticator(settings).mint(subject, minutes))
+    except ValueError as error:
+        raise SystemExit(f"token: {error}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -10,7 +10,10 @@
 
 The accepted algorithms are pinned per mode, so `alg: none` and HMAC-with-a-
 public-key confusion are refused before any signature is checked; issuer,
-audience, expiry (with a small leeway), `iat` and `sub` are required.
+audience, expiry (with a small leeway), `iat` and `sub` are required. The
+subject must be a user id the service can store (1-200 printable
+characters), and in jwt mode a token may not live longer than
+AUTH_MAX_TOKEN_LIFETIME.
 Routes depend on `CurrentUser` (a token is needed) or `Reader` (a token is
 needed unless AUTH_PUBLIC_READS). The user id is bound to the request's log
 lines, its access line and its trace span (`enduser.id`).
@@ -42,6 +45,8 @@ JWKS_MIN_REFRESH = 10.0
 # The key types each algorithm family signs with.
 KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 REQUIRED_CLAIMS = ["exp", "iat", "sub"]
+# The longest user id a service stores (the owner columns are 200 wide).
+MAX_SUBJECT_LENGTH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +162,8 @@ class Authenticator:
         self.issuer = auth.issuer or settings.service.name
         self.audience = auth.audience or settings.service.name
         self.secret = settings.secret_key.get_secret_value()
+        # jwt mode: a token may not live longer than this (oidc: the provider's).
+        self.max_lifetime = auth.max_token_lifetime
         self.jwks: JwksKeys | None = None
         # Development may start in oidc mode before the provider is set up.
         self.missing = auth.missing
@@ -199,12 +206,21 @@ class Authenticator:
             raise invalid_token("the token has expired") from None
         except jwt.InvalidTokenError as error:
             raise invalid_token(_reason(error)) from None
-        return User(id=str(claims["sub"]), claims=claims)
+        if self.jwks is None and claims["exp"] - claims["iat"] > self.max_lifetime:
+            raise invalid_token(
+                "the token lives longer than AUTH_MAX_TOKEN_LIFETIME allows"
+            )
+        return User(id=_subject(claims), claims=claims)
 
     def mint(self, subject: str, minutes: int = 60, **claims: Any) -> str:
         """A token for `subject` (jwt mode: local use and tests)."""
         if self.mode != "jwt":
             raise ValueError("tokens can only be minted in AUTH_MODE=jwt")
+        if minutes * 60 > self.max_lifetime:
+            raise ValueError(
+                f"a token may live at most {self.max_lifetime // 60} minutes"
+                " (AUTH_MAX_TOKEN_LIFETIME)"
+            )
         now = int(time.time())
         payload = {
             "iss": self.issuer,
@@ -215,6 +231,18 @@ class Authenticator:
             **claims,
         }
         return jwt.encode(payload, self.secret, algorithm="HS256")
+
+
+def _subject(claims: Mapping[str, Any]) -> str:
+    """The user id: a string the service can store and log as it is."""
+    subject = claims["sub"]
+    if (
+        not isinstance(subject, str)
+        or not 0 < len(subject) <= MAX_SUBJECT_LENGTH
+        or not subject.isprintable()
+    ):
+        raise invalid_token("the token's subject is not a user id")
+    return subject
 
 
 def _reason(error: jwt.InvalidTokenError) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import sqlalchemy.exc
 from fastapi import Depends, Request
-from sqlalchemy import make_url, text
+from loguru import logger
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,12 +18,21 @@ from app.settings import DatabaseSettings
 from app.state import state_of
 
 
-def create_engine(settings: DatabaseSettings, application_name: str) -> AsyncEngine:
-    """An engine with the pool and timeouts from settings."""
+def create_engine(
+    settings: DatabaseSettings, application_name: str, *, hide_parameters: bool = True
+) -> AsyncEngine:
+    """An engine with the pool and timeouts from settings.
+
+    `hide_parameters` keeps the values bound to a statement (user data) out
+    of its errors, and so out of the logs; development shows them.
+    """
     url = make_url(settings.url)
     # DATABASE_ECHO works through the sqlalchemy.engine log level (see
     # app.logging), not `echo=`, which would add a second, non-JSON handler.
-    options: dict[str, Any] = {"pool_pre_ping": settings.pool_pre_ping}
+    options: dict[str, Any] = {
+        "pool_pre_ping": settings.pool_pre_ping,
+        "hide_parameters": hide_parameters,
+    }
     in_memory = url.get_backend_name() == "sqlite" and url.database in (
         None,
         "",
@@ -53,6 +65,68 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+# SQLSTATE classes and codes of a database that cannot be reached: connection
+# exceptions, a server shutting down or starting, too many connections.
+UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+# asyncpg's errors of a connection broken under it (no SQLSTATE).
+BROKEN_CONNECTION = {
+    "InterfaceError",
+    "InternalClientError",
+    "ConnectionDoesNotExistError",
+}
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached now (a refused or
+    dropped connection, a server shutting down, a full pool), not that a
+    statement is wrong: the first answers 503, the second stays a 500."""
+    seen: BaseException | None = error
+    for _ in range(4):  # the error, SQLAlchemy's `orig`, the driver's cause
+        if seen is None:
+            return False
+        if isinstance(seen, OSError | sqlalchemy.exc.TimeoutError):
+            return True
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(state, str) and state.startswith(UNREACHABLE_STATES):
+            return True
+        kind = type(seen)
+        if kind.__module__.startswith("asyncpg") and kind.__name__ in BROKEN_CONNECTION:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
+class Outage:
+    """Whether the database is down: said once when requests start failing
+    and once when a connection opens again, not once per request."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def failed(self, error: BaseException) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            logger.warning(
+                "database unreachable ({error}): requests that need it answer"
+                " 503 until it is back",
+                error=type(error).__name__,
+            )
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            logger.info(
+                "database reachable again after {seconds:.1f} s",
+                seconds=time.monotonic() - self.since,
+            )
+            self.since = None
+
+    def watch(self, engine: AsyncEngine) -> None:
+        """Say the database is back when the pool opens a connection."""
+        event.listen(engine.sync_engine, "connect", lambda *_: self.recovered())
+
+
 async def ping(engine: AsyncEngine) -> None:
     """Run a trivial query; raises if the database cannot answer."""
     async with engine.connect() as connection:
@@ -61,9 +135,12 @@ async def ping(engine: AsyncEngine) -> None:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, from the sessionmaker the lifespan opened."""
-    sessionmaker = state_of(request)["sessionmaker"]
-    async with sessionmaker() as session:
+    state = state_of(request)
+    async with state["sessionmaker"]() as session:
         yield session
+    # A request that used the database got through: it is reachable.
+    if state["database_outage"].since is not None:
+        state["database_outage"].recovered()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

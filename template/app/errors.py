@@ -3,6 +3,7 @@ problem+json (`application/problem+json`) carrying the request id."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -147,6 +148,24 @@ def allowed_methods(app: FastAPI, path: str) -> set[str]:
     return methods
 
 
+# What a 503 for an unreachable database asks the caller to wait.
+RETRY_AFTER_SECONDS = 5
+
+
+def unreachable_kinds() -> list[type[Exception]]:
+    """The errors an unreachable database raises into a request: SQLAlchemy's,
+    the sockets', and (with PostgreSQL) asyncpg's own at connect time. Those
+    that are a fault instead (a bad statement) still answer 500."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    kinds: list[type[Exception]] = [SQLAlchemyError, ConnectionError]
+    try:
+        asyncpg = importlib.import_module("asyncpg")
+    except ImportError:  # SQLite only
+        return kinds
+    return [*kinds, asyncpg.PostgresError, asyncpg.InterfaceError]
+
+
 def register_exception_handlers(app: FastAPI) -> None:
     """Render domain, HTTP and validation errors as problem+json."""
 
@@ -179,6 +198,24 @@ def register_exception_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             headers=headers,
         )
+
+    async def unreachable(request: Request, exc: Exception) -> ProblemResponse:
+        from app.db import is_unreachable
+        from app.state import state_of
+
+        if not is_unreachable(exc):
+            raise exc  # a fault, not an outage: the 500 path logs it
+        state_of(request)["database_outage"].failed(exc)
+        return problem(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "the database cannot be reached; try again shortly",
+            request_id=request_id_of(request),
+            instance=request.url.path,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for kind in unreachable_kinds():
+        app.add_exception_handler(kind, unreachable)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(

@@ -1,4 +1,5 @@
-"""Probes: /live (the process only), /ready (dependencies), /health (details)."""
+"""Probes: /live (the process only), /ready (dependencies), /health (details,
+guarded like /metrics). Check results are reused for HEALTH_CACHE_SECONDS."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from loguru import logger
 from starlette.responses import JSONResponse
 
 from app import metrics
-from app.errors import problem, request_id_of
+from app.errors import NotAuthenticated, NotFound, problem, request_id_of
 from app.state import state_of
 
 router = APIRouter(tags=["probes"])
@@ -63,13 +64,45 @@ async def run_check(check: Check, seconds: float) -> CheckResult:
     return CheckResult(check.name, error is None, elapsed, error)
 
 
+class CheckRuns:
+    """The checks' last results, reused for HEALTH_CACHE_SECONDS: a flood of
+    probes runs each dependency's check once per period, and callers that
+    arrive during a run wait for it instead of starting their own."""
+
+    def __init__(self) -> None:
+        self.finished_at = -float("inf")
+        self.results: list[CheckResult] = []
+        self.running: asyncio.Task[list[CheckResult]] | None = None
+
+    async def results_for(
+        self, checks: list[Check], seconds: float, max_age: float
+    ) -> list[CheckResult]:
+        """The results of at most `max_age` seconds ago, or of a new run in
+        which each check may take `seconds`."""
+        if time.monotonic() - self.finished_at < max_age:
+            return self.results
+        if self.running is None:
+            self.running = asyncio.ensure_future(self._run(checks, seconds))
+        return await asyncio.shield(self.running)
+
+    async def _run(self, checks: list[Check], seconds: float) -> list[CheckResult]:
+        try:
+            results = list(
+                await asyncio.gather(*(run_check(c, seconds) for c in checks))
+            )
+            metrics.record_checks((result.name, result.ok) for result in results)
+            self.results, self.finished_at = results, time.monotonic()
+            return results
+        finally:
+            self.running = None
+
+
 async def run_checks(request: Request) -> list[CheckResult]:
     state = state_of(request)
-    checks = state["checks"]
-    seconds = state["settings"].health.check_timeout
-    results = list(await asyncio.gather(*(run_check(c, seconds) for c in checks)))
-    metrics.record_checks((result.name, result.ok) for result in results)
-    return results
+    health = state["settings"].health
+    return await state["check_runs"].results_for(
+        state["checks"], health.check_timeout, health.cache_seconds
+    )
 
 
 @router.get("/live")
@@ -96,8 +129,17 @@ async def ready(request: Request) -> dict[str, Any] | JSONResponse:
 
 @router.get("/health", response_model=None)
 async def health(request: Request) -> dict[str, Any] | JSONResponse:
-    """Health details: version, uptime and every check with its latency."""
+    """Health details: version, uptime and every check with its latency.
+
+    Guarded like /metrics: with METRICS_TOKEN set, only for its bearer; in
+    production without one, not served (404): the details name versions and
+    failures an attacker would like to know. Probes use /live and /ready."""
     settings = state_of(request)["settings"]
+    token = settings.metrics.token
+    if token is None and settings.is_production:
+        raise NotFound("/health needs METRICS_TOKEN in production")
+    if not metrics.is_authorized(request.headers.get("authorization", ""), token):
+        raise NotAuthenticated("a valid metrics token is needed")
     results = await run_checks(request)
     body: dict[str, Any] = {
         "status": "ok" if all(r.ok for r in results) else "fail",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Mapping
@@ -31,8 +32,12 @@ if TYPE_CHECKING:
 
 TEXT_FORMAT = (
     "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <8}</level> "
-    "<cyan>{name}</cyan> {extra[request_id]} - <level>{message}</level>"
+    "<cyan>{name}</cyan> {extra[request_id]} - <level>{extra[escaped]}</level>"
 )
+# Characters that would end a line or rewrite it in a terminal (a decoded
+# `%0a` in a path, a newline in a token's claim): written escaped, so a
+# caller cannot forge a line. JSON lines escape them already.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 # Fields every record carries; bound once at configuration time.
 STATIC_FIELDS = ("service", "environment", "version")
 
@@ -91,6 +96,18 @@ def render_json(record: Record) -> str:
             ),
         }
     return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def escape_controls(text: str) -> str:
+    """`text` with control characters written as escapes (`\\n`, `\\x1b`)."""
+    return CONTROL_CHARACTERS.sub(lambda found: repr(found.group())[1:-1], text)
+
+
+def text_format(record: Record) -> str:
+    """Loguru format for text lines: the message escaped, the traceback
+    (development's, for a person to read) as it is."""
+    record["extra"]["escaped"] = escape_controls(record["message"])
+    return TEXT_FORMAT + "\n{exception}"
 
 
 def add_trace_ids(record: Record) -> None:
@@ -199,7 +216,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         logger.add(
             target,
             level=settings.log.level,
-            format=TEXT_FORMAT,
+            format=text_format,
             colorize=target.isatty(),
             backtrace=False,
             diagnose=False,

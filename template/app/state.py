@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
 
     from app.auth import Authenticator
-    from app.health import Check
+    from app.db import Outage
+    from app.health import Check, CheckRuns
     from app.ratelimit import RateLimiter
     from app.settings import Settings
 
@@ -28,7 +29,9 @@ class State(TypedDict):
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
+    database_outage: Outage
     checks: list[Check]
+    check_runs: CheckRuns
     started_at: float
     http_client: httpx.AsyncClient
     authenticator: Authenticator

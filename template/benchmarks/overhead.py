@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -81,7 +82,10 @@ def bare_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         engine = db.create_engine(settings.database, settings.service.name)
-        yield {"sessionmaker": db.create_sessionmaker(engine)}
+        yield {
+            "sessionmaker": db.create_sessionmaker(engine),
+            "database_outage": db.Outage(),
+        }
         await engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
@@ -260,6 +264,9 @@ def main(argv: list[str] | None = None) -> None:
     folder = tempfile.mkdtemp(prefix="bench-")
     common = {
         "ENVIRONMENT": "staging",
+        # Staging starts only on a key of its own and the hosts it serves.
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "ALLOWED_HOSTS": "bench",  # the Host the load sends
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
         "DATABASE_DSN": os.environ.get(

@@ -2,7 +2,7 @@
 and the tests' notes, through the whole stack a request of yours takes.
 
 Valid and invalid requests are generated from the schema and sent with a valid
-token; every built-in check runs on every response: no server error, status
+token, on PostgreSQL when DATABASE_DSN names a server (else SQLite); every built-in check runs on every response: no server error, status
 codes, content types, headers and bodies as documented, invalid data (unknown
 fields included) refused, valid data accepted, and the token really required.
 FUZZ_MAX_EXAMPLES sets the examples per operation (default 30). Your routes
@@ -12,8 +12,11 @@ is tests/items/test_fuzz.py).
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
 import re
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,15 +26,45 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.schemas import BaseSchema
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.api import API_PREFIX
+from tests.fixtures.databases import postgres_server_url
 from tests.fixtures.identity import user_headers
 from tests.fixtures.probe import NOTE_ROUTE, NOTES, notes_app
 from tests.fixtures.routes import every_route
 from tests.fixtures.settings import make_settings
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "30"))
-DATABASE_URL = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'fuzz.db'}"
+
+
+def fuzz_database_url() -> str:
+    """A database of the fuzz run's own: on the PostgreSQL server when
+    DATABASE_DSN names one (text it cannot store fails there, not on
+    SQLite), dropped at exit; else a SQLite file."""
+    server = postgres_server_url()
+    if server is None:
+        return f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'fuzz.db'}"
+    name = f"fuzz_{secrets.token_hex(6)}"
+    asyncio.run(run_on_server(server, f'CREATE DATABASE "{name}"'))
+    atexit.register(
+        asyncio.run,
+        run_on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'),
+    )
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+async def run_on_server(server: str, statement: str) -> None:
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await admin.dispose()
+
+
+DATABASE_URL = fuzz_database_url()
 SETTINGS = make_settings(
     DATABASE_URL,
     database={"dsn": DATABASE_URL, "migrate_on_start": True},

@@ -228,6 +228,38 @@ async def test_public_reads_let_get_routes_answer_without_a_token(
             id="not-yet-valid",
         ),
         pytest.param(lambda s: "not.a.token", "the token is malformed", id="garbage"),
+        pytest.param(
+            lambda s: jwt.encode(claims(sub=""), s, "HS256"),
+            "the token's subject is not a user id",
+            id="empty-subject",
+        ),
+        pytest.param(
+            lambda s: jwt.encode(claims(sub="u" * 201), s, "HS256"),
+            "the token's subject is not a user id",
+            id="subject-too-long-to-store",
+        ),
+        pytest.param(
+            lambda s: jwt.encode(claims(sub="alice\x00"), s, "HS256"),
+            "the token's subject is not a user id",
+            id="subject-with-nul",
+        ),
+        pytest.param(
+            lambda s: jwt.encode(claims(sub="alice\nforged line"), s, "HS256"),
+            "the token's subject is not a user id",
+            id="subject-with-newline",
+        ),
+        pytest.param(
+            lambda s: jwt.encode(claims(exp=10**20), s, "HS256"),
+            "the token lives longer than AUTH_MAX_TOKEN_LIFETIME allows",
+            id="exp-1e20",
+        ),
+        pytest.param(
+            lambda s: jwt.encode(
+                claims(exp=int(time.time()) + 86_400 + 120), s, "HS256"
+            ),
+            "the token lives longer than AUTH_MAX_TOKEN_LIFETIME allows",
+            id="lifetime-over-a-day",
+        ),
     ],
 )
 async def test_bad_tokens_are_refused(
@@ -431,6 +463,17 @@ async def test_the_development_helper_mints_a_token_the_service_accepts(
     user = await Authenticator(app_settings).authenticate(token)
     assert user.id == "dora"
     assert 240 < user.claims["exp"] - time.time() <= 300
+
+
+def test_the_development_helper_refuses_a_token_living_too_long(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTH_MODE", "jwt")
+    monkeypatch.setenv("AUTH_MAX_TOKEN_LIFETIME", "3600")
+    monkeypatch.setenv("SECRET_KEY", settings.secret_key.get_secret_value())
+
+    with pytest.raises(SystemExit, match="a token may live at most 60 minutes"):
+        main(["token", "dora", "--minutes", "61"])
 
 
 def test_the_development_helper_refuses_production(

@@ -58,6 +58,51 @@ async def test_a_host_not_allowed_answers_400(settings: Settings) -> None:
     assert probe.status_code == 200
 
 
+@pytest.mark.parametrize("allowed_hosts", [["api.example.com"], []])
+async def test_two_host_headers_answer_400(
+    settings: Settings, allowed_hosts: list[str]
+) -> None:
+    """The host check and the URLs the app builds (a redirect's Location)
+    must not read different Host headers: two are refused, in either order."""
+    app = notes_app(edge_settings(settings, allowed_hosts=allowed_hosts))
+    async with client_for(app, headers=user_headers(settings)) as client:
+        answers = [
+            await client.get(f"{NOTES}/", headers=[("host", first), ("host", second)])
+            for first, second in (
+                ("evil.example", "api.example.com"),
+                ("api.example.com", "evil.example"),
+            )
+        ]
+
+    for answer in answers:
+        assert answer.status_code == 400, (answer.status_code, answer.headers)
+        assert "evil.example" not in answer.headers.get("location", "")
+        assert answer.json()["detail"] == "a request has one Host header"
+
+
+async def test_text_a_database_cannot_store_answers_422_naming_the_field(
+    settings: Settings,
+) -> None:
+    """NUL (PostgreSQL refuses it in text: a 500 before) and lone surrogates,
+    in a body, nested or not, and in the query, for every route under
+    /api/v1: a 422 naming the field, before any route runs."""
+    async with client_for(
+        notes_app(settings), headers=user_headers(settings)
+    ) as client:
+        nul = await client.post(NOTES, json={"name": "a\x00b"})
+        surrogate = await client.post(
+            NOTES,
+            content=b'{"name": "ok", "tags": {"x": "\\udc80"}}',
+            headers={"content-type": "application/json"},
+        )
+        query = await client.get(NOTES, params={"limit": "5\x00"})
+
+    assert (nul.status_code, surrogate.status_code, query.status_code) == (422,) * 3
+    assert [e["field"] for e in nul.json()["errors"]] == ["body.name"]
+    assert [e["field"] for e in surrogate.json()["errors"]] == ["body.tags.x"]
+    assert [e["field"] for e in query.json()["errors"]] == ["query.limit"]
+
+
 async def test_an_oversized_body_answers_413(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
     settings = make_settings(

@@ -7,8 +7,10 @@ import json
 import logging
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db import SessionDep
 from app.logging import configure_logging
 from app.main import create_app
 from app.settings import Settings
@@ -143,3 +145,57 @@ async def test_text_access_lines_carry_the_request_id(
     output = capsys.readouterr().out.splitlines()
     [line] = [line for line in output if "GET /no/such/page 404" in line]
     assert response.headers["x-request-id"] in line
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_a_decoded_newline_cannot_forge_a_line(
+    settings: Settings, capsys: pytest.CaptureFixture[str], log_format: str
+) -> None:
+    chosen = make_settings(
+        settings.database.url, log={"format": log_format, "level": "INFO"}
+    )
+    async with client_for(create_app(chosen)) as client:
+        await client.get("/no/such%0aINFO forged line%1b[2K")
+
+    lines = capsys.readouterr().out.splitlines()
+    assert not [line for line in lines if line.startswith("INFO forged")], lines
+    assert not [line for line in lines if "\x1b" in line], lines
+    # (httpx logs the client's side of the request too, percent-encoded)
+    [access] = [line for line in lines if "forged" in line and "httpx" not in line]
+    if log_format == "json":
+        assert json.loads(access)["path"] == "/no/such\nINFO forged line\x1b[2K"
+    else:
+        assert "/no/such\\nINFO forged line\\x1b[2K 404" in access
+
+
+@pytest.mark.parametrize(
+    ("environment", "shown"), [("test", False), ("development", True)]
+)
+async def test_statement_parameters_are_logged_in_development_only(
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    environment: str,
+    shown: bool,
+) -> None:
+    chosen = make_settings(
+        settings.database.url,
+        environment=environment,
+        log={"format": "json", "level": "INFO"},
+    )
+    app = create_app(chosen)
+
+    @app.get("/private")
+    async def private(session: SessionDep) -> None:
+        connection = await session.connection()
+        await connection.execute(
+            text("select * from no_such_table where name = :name"),
+            {"name": "private-value-7"},
+        )
+
+    async with client_for(app) as client:
+        response = await client.get("/private")
+
+    output = capsys.readouterr().out
+    assert response.status_code == 500
+    assert "no_such_table" in output  # the failure is logged
+    assert ("private-value-7" in output) is shown

@@ -126,6 +126,63 @@ def test_production_refuses_unsafe_values(
         load_settings()
 
 
+@pytest.mark.parametrize("environment", ["staging", "production"])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"SECRET_KEY": ""}, "SECRET_KEY must be set"),  # a Secret without the key
+        ({"SECRET_KEY": "abcdefghij" * 4}, "SECRET_KEY is too weak"),
+        ({"SECRET_KEY": "0123456789" * 5}, "SECRET_KEY is too weak"),
+        ({"DEBUG": "true"}, "DEBUG must be false in"),
+        ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS must list the host names"),
+    ],
+)
+def test_staging_and_production_refuse_guessable_keys_debug_and_any_host(
+    environ: pytest.MonkeyPatch,
+    environment: str,
+    overrides: dict[str, str],
+    message: str,
+) -> None:
+    for name, value in (PRODUCTION | {"ENVIRONMENT": environment} | overrides).items():
+        if value:
+            environ.setenv(name, value)
+
+    with pytest.raises(SystemExit, match=re.escape(message)) as refused:
+        load_settings()
+
+    assert str(refused.value.code).count("\n") == 0  # that one problem
+
+
+def test_staging_starts_on_its_own_key_and_hosts(environ: pytest.MonkeyPatch) -> None:
+    environ.setenv("ENVIRONMENT", "staging")
+    environ.setenv("SECRET_KEY", STRONG_SECRET)
+    environ.setenv("ALLOWED_HOSTS", "api.staging.example.com")
+
+    settings = load_settings()
+
+    assert settings.is_deployed
+    assert not settings.is_production
+    assert settings.database.is_embedded  # staging may run on SQLite
+
+
+def test_every_refusal_is_given_at_once_one_line_each(
+    environ: pytest.MonkeyPatch,
+) -> None:
+    environ.setenv("ENVIRONMENT", "production")
+    environ.setenv("DEBUG", "true")
+
+    with pytest.raises(SystemExit) as refused:
+        load_settings()
+
+    lines = str(refused.value.code).splitlines()
+    expected = ["DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_DSN"]
+    if "worker" in Settings.model_fields:
+        expected.append("WORKER_BROKER_DSN")
+    assert all(line.startswith("invalid settings: ") for line in lines), lines
+    for variable in expected:
+        assert sum(f" {variable} " in line for line in lines) == 1, (variable, lines)
+
+
 def test_production_accepts_safe_values(environ: pytest.MonkeyPatch) -> None:
     for name, value in PRODUCTION.items():
         environ.setenv(name, value)

@@ -3,8 +3,9 @@
 Pure ASGI, one pass: it reads the headers once, wraps `receive` only when a
 body can come, and adds the response headers in one `send` wrapper.
 - A Host not in ALLOWED_HOSTS answers 400 (`*.example.com` allows
-  subdomains; empty allows any, which production refuses). Probes and
-  /metrics are exempt: kubelet and Prometheus call them by pod IP.
+  subdomains; empty allows any, which staging and production refuse).
+  Probes and /metrics are exempt: kubelet and Prometheus call them by pod
+  IP. Two Host headers answer 400 everywhere.
 - A body larger than HTTP_MAX_BODY_SIZE answers 413: at once when
   Content-Length says so, otherwise as soon as the streamed body passes it.
 - Every response carries nosniff, frame denial, a referrer policy, and HSTS
@@ -68,10 +69,12 @@ class SecurityMiddleware:
             return
 
         host = ""
+        hosts = 0
         length: int | None = None
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value.decode("latin-1")
+                hosts += 1
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else None
 
@@ -85,7 +88,15 @@ class SecurityMiddleware:
             await send(message)
 
         refusal = None
-        if not (
+        if hosts > 1:
+            # RFC 9112 3.2: a request with more than one Host is refused (the
+            # check would see one, URLs would be built from the other).
+            refusal = problem(
+                HTTPStatus.BAD_REQUEST,
+                "a request has one Host header",
+                request_id=scope.get("state", {}).get("request_id"),
+            )
+        elif not (
             self.any_host or scope["path"] in UNTRACED_PATHS or self.host_allowed(host)
         ):
             refusal = problem(

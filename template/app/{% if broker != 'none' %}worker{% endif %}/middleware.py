@@ -164,7 +164,9 @@ class WorkerDatabase(Middleware):
         # Before the consumers start: a message may arrive at once.
         global _sessionmaker
         self.engine = db.create_engine(
-            self.settings.database, f"{self.settings.service.name}-worker"
+            self.settings.database,
+            f"{self.settings.service.name}-worker",
+            hide_parameters=not self.settings.is_development,
         )
         telemetry.instrument_engine(self.engine)
         _sessionmaker = db.create_sessionmaker(self.engine)

@@ -16,7 +16,9 @@ from httpx import AsyncClient
 from app.main import create_app
 from app.publications.tasks import publish_item
 from app.worker.registry import task_name
+from tests.conftest import BACKENDS
 from tests.fixtures.client import client_and_state, client_for
+from tests.fixtures.databases import postgres_server_url, temporary_postgres_database
 from tests.fixtures.identity import user_headers
 from tests.fixtures.settings import make_settings
 from tests.fixtures.tasks import EnqueuedTasks
@@ -106,6 +108,42 @@ async def test_a_publish_request_s_message_delivered_again_publishes_once(
     again = await publication(client, item["id"])
     assert again["publish_count"] == 1
     assert again["published_at"] == first["published_at"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def committed_url(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[str]:
+    """A database of the test's own that the app commits to."""
+    server = postgres_server_url()
+    if request.param == "postgresql" and server is not None:
+        async with temporary_postgres_database(server) as url:
+            yield url
+    else:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+
+
+@pytest.mark.anyio
+async def test_first_publish_requests_at_once_all_succeed(committed_url: str) -> None:
+    """Eight first requests to publish an item, at once, five times: each is
+    accepted (the publication row is upserted, not inserted twice)."""
+    settings = make_settings(
+        committed_url,
+        database={"dsn": committed_url, "migrate_on_start": True},
+        ratelimit={"write": "100000/minute"},
+    )
+    statuses = []
+    async with client_for(
+        create_app(settings), headers=user_headers(settings)
+    ) as client:
+        for round_ in range(5):
+            item = (await client.post(ITEMS, json={"name": f"race-{round_}"})).json()
+            answers = await asyncio.gather(
+                *(client.post(f"{ITEMS}/{item['id']}/publish") for _ in range(8))
+            )
+            statuses += [answer.status_code for answer in answers]
+
+    assert statuses == [202] * 40
 
 
 @pytest.fixture
