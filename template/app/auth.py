@@ -206,7 +206,8 @@ class Authenticator:
             raise invalid_token("the token has expired") from None
         except jwt.InvalidTokenError as error:
             raise invalid_token(_reason(error)) from None
-        if self.jwks is None and claims["exp"] - claims["iat"] > self.max_lifetime:
+        lifetime = int(claims["exp"]) - int(claims["iat"])  # PyJWT checked both
+        if self.jwks is None and lifetime > self.max_lifetime:
             raise invalid_token(
                 "the token lives longer than AUTH_MAX_TOKEN_LIFETIME allows"
             )

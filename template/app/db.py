@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -68,18 +69,18 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 # SQLSTATE classes and codes of a database that cannot be reached: connection
 # exceptions, a server shutting down or starting, too many connections.
 UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
-# asyncpg's errors of a connection broken under it (no SQLSTATE).
-BROKEN_CONNECTION = {
-    "InterfaceError",
-    "InternalClientError",
-    "ConnectionDoesNotExistError",
-}
+# asyncpg's error for a connection that broke under a query (no SQLSTATE);
+# its other client errors (misuse, too many arguments) are faults.
+BROKEN_CONNECTION = "ConnectionDoesNotExistError"
+DRIVERS = ("sqlalchemy", "asyncpg", "aiosqlite")
 
 
 def is_unreachable(error: BaseException) -> bool:
     """Whether `error` says the database cannot be reached now (a refused or
     dropped connection, a server shutting down, a full pool), not that a
     statement is wrong: the first answers 503, the second stays a 500."""
+    if isinstance(error, OSError) and not _raised_by_driver(error):
+        return False  # a socket of the route's own, not the database's
     seen: BaseException | None = error
     for _ in range(4):  # the error, SQLAlchemy's `orig`, the driver's cause
         if seen is None:
@@ -92,10 +93,19 @@ def is_unreachable(error: BaseException) -> bool:
         if isinstance(state, str) and state.startswith(UNREACHABLE_STATES):
             return True
         kind = type(seen)
-        if kind.__module__.startswith("asyncpg") and kind.__name__ in BROKEN_CONNECTION:
+        if kind.__module__.startswith("asyncpg") and kind.__name__ == BROKEN_CONNECTION:
             return True
         seen = getattr(seen, "orig", None) or seen.__cause__
     return False
+
+
+def _raised_by_driver(error: BaseException) -> bool:
+    """Whether the database's libraries raised `error` (a connect refused)."""
+    frames = traceback.walk_tb(error.__traceback__)
+    return any(
+        str(frame.f_globals.get("__name__", "")).startswith(DRIVERS)
+        for frame, _ in frames
+    )
 
 
 class Outage:
@@ -106,6 +116,8 @@ class Outage:
         self.since: float | None = None
 
     def failed(self, error: BaseException) -> None:
+        if isinstance(error, sqlalchemy.exc.TimeoutError):
+            return  # a full pool: the database answers, this process is busy
         if self.since is None:
             self.since = time.monotonic()
             logger.warning(
@@ -135,12 +147,9 @@ async def ping(engine: AsyncEngine) -> None:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, from the sessionmaker the lifespan opened."""
-    state = state_of(request)
-    async with state["sessionmaker"]() as session:
+    sessionmaker = state_of(request)["sessionmaker"]
+    async with sessionmaker() as session:
         yield session
-    # A request that used the database got through: it is reachable.
-    if state["database_outage"].since is not None:
-        state["database_outage"].recovered()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

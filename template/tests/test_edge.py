@@ -96,11 +96,25 @@ async def test_text_a_database_cannot_store_answers_422_naming_the_field(
             headers={"content-type": "application/json"},
         )
         query = await client.get(NOTES, params={"limit": "5\x00"})
+        # The same, as other bytes json.loads also reads.
+        bodies = {
+            "utf-16": '{"name": "a\\u0000b"}'.encode("utf-16-le"),
+            "encoded surrogate": b'{"name": "a\xed\xa0\x80"}',
+        }
+        others = [
+            await client.post(NOTES, content=body, headers=headers)
+            for body in bodies.values()
+            for headers in ({"content-type": "application/json"}, {})
+        ]
 
     assert (nul.status_code, surrogate.status_code, query.status_code) == (422,) * 3
     assert [e["field"] for e in nul.json()["errors"]] == ["body.name"]
     assert [e["field"] for e in surrogate.json()["errors"]] == ["body.tags.x"]
     assert [e["field"] for e in query.json()["errors"]] == ["query.limit"]
+    for other in others:
+        assert other.status_code in (400, 422), other.text  # never stored
+        if other.status_code == 422:
+            assert [e["field"] for e in other.json()["errors"]] == ["body.name"]
 
 
 async def test_an_oversized_body_answers_413(tmp_path: Path) -> None:

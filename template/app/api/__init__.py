@@ -60,11 +60,15 @@ async def storable_text(request: Request) -> None:
             for name, value in request.query_params.multi_items()
             for error in unstorable_text(value, ("query", name))
         ]
-    if request.method in ("POST", "PUT", "PATCH"):
-        # FastAPI has read the body already; this is its cached copy.
+    content_type = request.headers.get("content-type", "")
+    json_body = "json" in content_type or not content_type  # as FastAPI reads it
+    if request.method in ("POST", "PUT", "PATCH") and json_body:
+        # FastAPI has read the body already; this is its cached copy (form
+        # bodies are not cached: they are not JSON, and not read here).
         body = await request.body()
-        # Not JSON: the route's own validation answers.
-        if b"\\u" in body:
+        # Escapes, UTF-16/32 (NUL bytes) or encoded surrogates (0xED):
+        # parse it as FastAPI did. Not JSON: the route's validation answers.
+        if b"\\u" in body or b"\x00" in body or b"\xed" in body:
             with suppress(ValueError):
                 errors += unstorable_text(json.loads(body), ("body",))
     if errors:
