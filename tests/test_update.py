@@ -107,16 +107,12 @@ def copy_at(
     release: str,
     destination: Path,
     answers: dict[str, Any],
-    *,
-    lock: bool = True,
 ) -> Path:
-    """Copy the template as of `release`, with the answers in its own terms
-    (`lock=False`: without its task, `uv lock`, when no test needs the lock)."""
+    """Copy the template as of `release`, with the answers in its own terms."""
     data = destination.parent / f"{destination.name}-answers.yml"
     data.write_text(yaml.safe_dump(answers_as_of(release, answers)))
     run(
         ["copier", "copy", "--trust", "--defaults", "--vcs-ref", f"v{release}",
-         *([] if lock else ["--skip-tasks"]),
          "--data-file", str(data), str(repo), str(destination)],
         destination.parent,
         env_for(answers),
