@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import ROOT, effective, run, tool_env
+from tests.support import ROOT, effective, missing, run, tool_env
 
 BIN = Path(sys.executable).parent
 # The Kubernetes version the manifests are validated against (strict).
@@ -647,6 +647,40 @@ def test_the_service_workflows_pass_the_schema_and_zizmor(service: Path) -> None
     run(
         [str(BIN / "zizmor"), "--offline", *map(str, workflows)], service, tool_env()
     ).check()
+
+
+def test_the_alert_rules_pass_their_promtool_unit_tests(service: Path) -> None:
+    """What the service's CI runs; each alert has a unit test of its own."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        missing("promtool (Debian's prometheus package)")
+    rules = sorted((service / "ops" / "prometheus").glob("*alerts.yml"))
+    tests = sorted((service / "ops" / "prometheus").glob("*.test.yml"))
+    assert [path.name.replace(".yml", ".test.yml") for path in rules] == [
+        path.name for path in tests
+    ]
+    ci = (service / ".github" / "workflows" / "ci.yml").read_text()
+    assert "promtool test rules ops/prometheus/*.test.yml" in ci
+    for path in rules:
+        assert f"ops/prometheus/{path.name}" in ci
+    run(
+        [str(promtool), "check", "rules", *map(str, rules)], service, tool_env()
+    ).check()
+    run([str(promtool), "test", "rules", *map(str, tests)], service, tool_env()).check()
+
+    for rule_file, test_file in zip(rules, tests, strict=True):
+        alerts = {
+            rule["alert"]
+            for group in yaml.safe_load(rule_file.read_text())["groups"]
+            for rule in group["rules"]
+        }
+        tested = {
+            case["alertname"]
+            for test in yaml.safe_load(test_file.read_text())["tests"]
+            for case in test.get("alert_rule_test", [])
+            if case.get("exp_alerts")
+        }
+        assert alerts == tested, f"{rule_file.name}: alerts with no firing test"
 
 
 def test_the_mesh_examples_select_the_services_pods(service: Path) -> None:

@@ -58,6 +58,9 @@ def serve(reload: bool) -> None:
         forwarded_allow_ips=settings.server.trusted_proxies,
         timeout_graceful_shutdown=settings.server.graceful_shutdown_timeout,
         server_header=False,
+        # uvicorn's httptools protocol with the request head bounded
+        # (SERVER_MAX_HEADER_BYTES, SERVER_HEADER_TIMEOUT).
+        http="app.server:BoundedHttpToolsProtocol",
     )
 
 

@@ -35,6 +35,7 @@ from loguru import logger
 from opentelemetry import trace
 
 from app.errors import NotAuthenticated, ServiceUnavailable
+from app.outages import Outage
 from app.state import state_of
 
 if TYPE_CHECKING:
@@ -82,6 +83,10 @@ class JwksKeys:
         # While the provider is down and no key is known: answer 503 at once.
         self.retry_at = -float("inf")
         self.lock = asyncio.Lock()
+        self.outage = Outage(
+            f"identity provider's keys ({url})",
+            "tokens signed with a key not fetched yet answer 503",
+        )
 
     async def key_for(self, kid: str | None, algorithm: str) -> Any:
         if time.monotonic() - self.fetched_at > self.max_age:
@@ -116,9 +121,7 @@ class JwksKeys:
                 response.raise_for_status()
                 keys = _signing_keys(response.json())
             except (httpx.HTTPError, ValueError) as error:
-                logger.warning(
-                    "JWKS fetch from {url} failed: {error!r}", url=self.url, error=error
-                )
+                self.outage.failed(error)
                 if not self.keys:
                     self.retry_at = time.monotonic() + JWKS_MIN_REFRESH
                     raise ServiceUnavailable(
@@ -129,6 +132,7 @@ class JwksKeys:
                 return
             self.keys = keys
             self.fetched_at = time.monotonic()
+            self.outage.recovered()
 
 
 def _signing_keys(jwks: Any) -> dict[str | None, tuple[jwt.PyJWK, str | None]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import traceback
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,11 +9,11 @@ from typing import Annotated, Any
 
 import sqlalchemy.exc
 from fastapi import Depends, Request
-from loguru import logger
 from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app import outages
 from app.settings import DatabaseSettings
 from app.state import state_of
 
@@ -108,31 +107,17 @@ def _raised_by_driver(error: BaseException) -> bool:
     )
 
 
-class Outage:
+class Outage(outages.Outage):
     """Whether the database is down: said once when requests start failing
     and once when a connection opens again, not once per request."""
 
     def __init__(self) -> None:
-        self.since: float | None = None
+        super().__init__("database", "requests that need it answer 503")
 
     def failed(self, error: BaseException) -> None:
         if isinstance(error, sqlalchemy.exc.TimeoutError):
             return  # a full pool: the database answers, this process is busy
-        if self.since is None:
-            self.since = time.monotonic()
-            logger.warning(
-                "database unreachable ({error}): requests that need it answer"
-                " 503 until it is back",
-                error=type(error).__name__,
-            )
-
-    def recovered(self) -> None:
-        if self.since is not None:
-            logger.info(
-                "database reachable again after {seconds:.1f} s",
-                seconds=time.monotonic() - self.since,
-            )
-            self.since = None
+        super().failed(error)
 
     def watch(self, engine: AsyncEngine) -> None:
         """Say the database is back when the pool opens a connection."""

@@ -87,8 +87,11 @@ class TooManyRequests(AppError):
 
 
 class ServiceUnavailable(AppError):
+    """A dependency is down: the caller may try again (Retry-After)."""
+
     status = HTTPStatus.SERVICE_UNAVAILABLE
     title = "Service Unavailable"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
 
 
 class ProblemResponse(JSONResponse):

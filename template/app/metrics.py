@@ -2,7 +2,9 @@
 
 Request metrics are labelled by method, route template (never the raw path:
 `/api/v1/items/{item_id}`, or `unmatched`) and status class (`2xx`). Probes
-and /metrics itself are not counted.
+and /metrics itself are not counted. Each route's counters exist from the
+start at 0 (`count_from_zero`): a counter first scraped at 1 has no increase,
+so the alert rules would miss its first error.
 
 Several server processes (SERVER_WORKERS > 1) share their metrics through
 prometheus-client's multiprocess mode: `python -m app serve` points
@@ -15,7 +17,7 @@ from __future__ import annotations
 import hmac
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
@@ -34,6 +36,7 @@ from sqlalchemy import event
 
 from app.errors import NotAuthenticated
 from app.state import state_of
+from app.telemetry import UNTRACED_PATHS
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
+STATUS_CLASSES = ("2xx", "4xx", "5xx")
 
 REQUESTS = Counter(
     "http_requests_total",
@@ -225,6 +229,13 @@ def full_templates(app: Any) -> dict[int, str]:
     Starlette's routes put only their endpoint in the scope.
     """
     templates: dict[int, str] = {}
+    for key, template, _ in routes_of(app):
+        templates.setdefault(key, template)
+    return templates
+
+
+def routes_of(app: Any) -> Iterator[tuple[int, str, frozenset[str]]]:
+    """(route or endpoint id, full path template, methods) for each route."""
     for route in getattr(app, "routes", ()):
         contexts = getattr(route, "effective_route_contexts", None)
         if contexts is None:
@@ -232,14 +243,25 @@ def full_templates(app: Any) -> dict[int, str]:
                 route, "path", None
             )
             if endpoint is not None and path is not None:
-                templates.setdefault(id(endpoint), path)
+                methods = getattr(route, "methods", None) or ()
+                yield id(endpoint), path, frozenset(methods)
             continue
         for context in contexts():
             original = getattr(context, "original_route", None)
             template = getattr(context, "path_format", None)
             if original is not None and template:
-                templates.setdefault(id(original), template)
-    return templates
+                methods = getattr(original, "methods", None) or ()
+                yield id(original), template, frozenset(methods)
+
+
+def count_from_zero(app: Any) -> None:
+    """Create the request counters of every route the app has now, at 0."""
+    for _, template, methods in routes_of(app):
+        if template in UNTRACED_PATHS:
+            continue
+        for method in methods & METHODS:
+            for status in STATUS_CLASSES:
+                REQUESTS.labels(method, template, status)
 
 
 def instrument_pool(engine: AsyncEngine, settings: Settings) -> None:

@@ -8,8 +8,10 @@ REDIS_DSN is set, in Redis, shared by every process and replica. The
 
 Allowed responses carry `RateLimit-Limit`, `RateLimit-Remaining`,
 `RateLimit-Reset` and `RateLimit-Policy`; refused ones answer 429 with the
-same and `Retry-After`. If Redis fails, requests are let through (and a
-warning is logged): the limit protects the service, it must not take it down.
+same and `Retry-After`. If Redis fails, requests are let through: the limit
+protects the service, it must not take it down. The log says so once per
+outage (and once when Redis answers again), and while it is down Redis is
+tried again only every few seconds, so no request waits on its timeout.
 Limit at the gateway instead when you need it before any request reaches a
 Python process (floods, per-API-key quotas across services).
 """
@@ -27,14 +29,16 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
-from loguru import logger
 
 from app.auth import MaybeUser
 from app.errors import TooManyRequests
+from app.outages import Outage
 from app.settings import Settings
 from app.state import state_of
 
 Category = Literal["write", "login"]
+# While the storage is down, how often a request tries it again.
+RETRY_STORAGE_SECONDS = 5.0
 
 
 class RateLimiter:
@@ -47,18 +51,24 @@ class RateLimiter:
             "login": parse(settings.ratelimit.login),
         }
         self.limiter = SlidingWindowCounterRateLimiter(storage)
+        self.outage = Outage("rate limit storage", "requests are not rate limited")
+        self.retry_at = 0.0
 
     async def check(self, category: str, caller: str) -> dict[str, str]:
         """Count one request; the headers to answer with, or TooManyRequests."""
         item = self.items[category]
+        if self.outage.is_down and time.monotonic() < self.retry_at:
+            return {}
         try:
             allowed = await self.limiter.hit(item, category, caller)
             reset_at, remaining = await self.limiter.get_window_stats(
                 item, category, caller
             )
         except StorageError as error:
-            logger.warning("rate limit storage failed: {error!r}", error=error)
+            self.outage.failed(error)
+            self.retry_at = time.monotonic() + RETRY_STORAGE_SECONDS
             return {}
+        self.outage.recovered()
         reset = max(0, math.ceil(reset_at - time.time()))
         headers = {
             "RateLimit-Limit": str(item.amount),

@@ -1,13 +1,21 @@
 """What the service's stack costs per request, against bare FastAPI.
 
     uv run python -m benchmarks.overhead [--seconds 3] [--rounds 5]
+    uv run python -m benchmarks.overhead --protocols
 
-Starts three servers with the same uvicorn settings (one process, uvloop,
-httptools, no uvicorn access log), each serving the same two routes:
-- `bare`: a FastAPI app with nothing else (the same database layer);
-- `service`: `create_app()` (request id, JSON access line, metrics, errors);
+Starts three servers with the same uvicorn settings (one process, uvloop, no
+uvicorn access log), each serving the same two routes:
+- `bare`: a FastAPI app with nothing else (the same database layer), on
+  uvicorn's stock httptools protocol;
+- `service`: `create_app()` (request id, JSON access line, metrics, errors)
+  on the protocol `python -m app serve` runs (app/server.py: the request
+  head bounded);
 - `traced`: the same with tracing on (OTEL_TRACES_SAMPLER_ARG, default 0.1),
   exporting to a local OTLP endpoint that accepts and drops the spans.
+With `--protocols`, the service instead on each HTTP protocol that could
+serve it: uvicorn's stock httptools (no bounds), app/server.py's bounded
+httptools, and uvicorn's h11 (size bounded at 16 KiB, time not); the ratio
+and overhead are then against the stock protocol.
 `/bench/plain` returns a small JSON object; `/bench/db` runs one query
 (`SELECT 1`) on DATABASE_DSN (PostgreSQL, say), or on an SQLite file.
 
@@ -113,11 +121,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+STOCK = "httptools"
+BOUNDED = "app.server:BoundedHttpToolsProtocol"
+
+
 @dataclass
 class Server:
     name: str
     factory: str
     env: dict[str, str]
+    http: str = STOCK
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -127,8 +140,8 @@ class Server:
             sys.executable, "-c",
             "import sys, uvicorn; uvicorn.run(sys.argv[1], factory=True,"
             " host='127.0.0.1', port=int(sys.argv[2]), loop='uvloop',"
-            " http='httptools', access_log=False, log_level='warning')",
-            self.factory, str(self.port),
+            " http=sys.argv[3], access_log=False, log_level='warning')",
+            self.factory, str(self.port), self.http,
         ]  # fmt: skip
         if cpu is not None and shutil.which("taskset"):
             command = ["taskset", "-c", str(cpu), *command]
@@ -254,6 +267,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ratio", type=float, default=0.1, help="trace sampling")
     parser.add_argument("--memory-requests", type=int, default=100_000)
     parser.add_argument("--skip-db", action="store_true")
+    parser.add_argument(
+        "--protocols", action="store_true", help="compare the HTTP protocols"
+    )
     args = parser.parse_args(argv)
 
     two_cpus = (os.cpu_count() or 1) >= 2 and sys.platform == "linux"
@@ -280,11 +296,18 @@ def main(argv: list[str] | None = None) -> None:
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_TRACES_SAMPLER_ARG": str(args.ratio),
     }
+    service = "benchmarks.overhead:service_app"
     servers = [
         Server("bare", "benchmarks.overhead:bare_app", common),
-        Server("service", "benchmarks.overhead:service_app", common),
-        Server(f"traced {args.ratio * 100:g} %", "benchmarks.overhead:service_app", {**common, **traced}),
+        Server("service", service, common, BOUNDED),
+        Server(f"traced {args.ratio * 100:g} %", service, {**common, **traced}, BOUNDED),
     ]  # fmt: skip
+    if args.protocols:
+        servers = [
+            Server("httptools", service, common, STOCK),
+            Server("bounded", service, common, BOUNDED),
+            Server("h11", service, common, "h11"),
+        ]
     paths = ["/bench/plain"] if args.skip_db else ["/bench/plain", "/bench/db"]
     print(f"database: {common['DATABASE_DSN'].split('@')[-1]}")
     try:
@@ -299,7 +322,8 @@ def main(argv: list[str] | None = None) -> None:
                     sample = measure(server, path, args.seconds, args.connections)
                     results[server.name].append(sample)
             report(path, results, args)
-        memory(servers[1], args)
+        if not args.protocols:
+            memory(servers[1], args)
     finally:
         for server in servers:
             server.stop()
@@ -311,7 +335,8 @@ def report(path: str, results: dict[str, list[Sample]], args: Any) -> None:
         values: list[float] = [getattr(s, field) for s in results[name]]
         return statistics.median(values)
 
-    bare_rps, bare_cpu = median("bare", "rps"), median("bare", "cpu_us")
+    baseline = next(iter(results))  # bare FastAPI, or the stock protocol
+    bare_rps, bare_cpu = median(baseline, "rps"), median(baseline, "cpu_us")
     print(
         f"\nGET {path}: {args.rounds} rounds x {args.seconds:g} s,"
         f" {args.connections} connections (medians)"

@@ -410,21 +410,33 @@ async def test_oidc_without_its_provider_starts_and_answers_503_to_tokens(
 
 
 async def test_a_failing_identity_provider_is_asked_again_only_after_a_pause(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """503 with Retry-After meanwhile; the log says it once each way."""
     monkeypatch.setattr(auth, "JWKS_MIN_REFRESH", 0.5)
     with identity_provider() as provider:
         provider.failing = True
         app = notes_app(settings_for(settings, "oidc", **auth_values(provider)))
         async with client_for(app, headers=bearer(provider.mint(ALICE))) as client:
-            down = [(await client.get(NOTES)).status_code for _ in range(3)]
+            down = [await client.get(NOTES) for _ in range(3)]
+            await asyncio.sleep(0.6)
+            down.append(await client.get(NOTES))  # asks again, fails again
             fetches_while_down = provider.fetches
             provider.failing = False
             await asyncio.sleep(0.6)
             back = await client.get(NOTES)
+    out = capsys.readouterr().out.splitlines()
+    messages = [json.loads(line)["message"] for line in out if line.startswith("{")]
 
-    assert down == [503, 503, 503]
-    assert fetches_while_down == 1
+    assert [response.status_code for response in down] == [503] * 4
+    assert {response.headers["retry-after"] for response in down} == {"5"}
+    said = [m for m in messages if m.startswith("identity provider's keys")]
+    assert len(said) == 2, said
+    assert "unreachable" in said[0]
+    assert "reachable again after" in said[1]
+    assert fetches_while_down == 2
     assert back.status_code == 200
 
 

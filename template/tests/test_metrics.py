@@ -75,6 +75,28 @@ async def test_requests_are_counted_by_route_template_and_status_class(
     assert existing not in after
 
 
+async def test_every_route_s_counters_start_at_zero(settings: Settings) -> None:
+    """A counter first scraped at 1 has no increase(): the alert on 5xx would
+    miss the first error."""
+    app = create_app(settings)
+    router = APIRouter()
+
+    @router.post("/zero-{thing_id}")
+    async def thing(thing_id: int) -> dict[str, int]:
+        return {"id": thing_id}
+
+    app.include_router(router, prefix="/api/v1")
+    async with client_for(app) as client:
+        exposition = await scrape(client)
+
+    route = "/api/v1/zero-{thing_id}"
+    for status in ("2xx", "4xx", "5xx"):
+        labels = f'method="POST",route="{route}",status="{status}"'
+        series = "http_requests_total{" + labels + "}"
+        assert f"{series} 0.0" in exposition.splitlines()
+    assert 'route="/ready"' not in exposition
+
+
 async def test_unknown_paths_share_one_label(client: AsyncClient) -> None:
     labels = {"method": "GET", "route": "unmatched", "status": "4xx"}
     before = sample(await scrape(client), "http_requests_total", **labels)

@@ -25,7 +25,8 @@ def dashboards() -> list[Path]:
 
 
 def rule_files() -> list[Path]:
-    return sorted((OPS / "prometheus").glob("*.yml"))
+    files = (OPS / "prometheus").glob("*.yml")
+    return sorted(path for path in files if not path.name.endswith(".test.yml"))
 
 
 def dashboard_queries(path: Path) -> list[str]:

@@ -3,6 +3,7 @@ shared by every app instance through Redis (TEST_REDIS_DSN)."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -10,8 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from limits.aio.storage import MemoryStorage
+from limits.errors import StorageError
+from loguru import logger
 from redis.asyncio import Redis
 
+from app import ratelimit
 from app.settings import Settings
 from tests.fixtures.client import client_for
 from tests.fixtures.identity import user_headers
@@ -135,11 +140,49 @@ async def test_two_app_instances_share_the_limit_through_redis(
     assert answers[-1].headers["ratelimit-remaining"] == "0"
 
 
-async def test_a_redis_outage_lets_requests_through(
-    database_url: str,
+async def test_a_redis_outage_lets_requests_through_and_is_logged_once(
+    database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    closed = limited(database_url, redis_dsn="redis://127.0.0.1:9/0")
+    closed = limited(
+        database_url,
+        redis_dsn="redis://127.0.0.1:9/0",
+        log={"format": "json", "level": "INFO"},
+    )
     async with client_for(notes_app(closed), headers=user_headers(closed)) as client:
         answers = [await client.post(NOTES, json={"name": f"d{i}"}) for i in range(4)]
 
     assert {a.status_code for a in answers} == {201}
+    out = capsys.readouterr().out.splitlines()
+    messages = [json.loads(line)["message"] for line in out if line.startswith("{")]
+    assert [m for m in messages if m.startswith("rate limit storage")] == [
+        "rate limit storage unreachable (StorageError): requests are not rate"
+        " limited until it is back"
+    ]
+
+
+async def test_the_end_of_a_storage_outage_is_logged_once(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_messages: list[str] = []
+    sink = logger.add(lambda m: log_messages.append(m.record["message"]))
+    monkeypatch.setattr(ratelimit, "RETRY_STORAGE_SECONDS", 0.0)
+    limiter = ratelimit.RateLimiter(limited(database_url), MemoryStorage())
+    working = limiter.limiter.hit
+    down = True
+
+    async def hit(*args: Any) -> bool:
+        if down:
+            raise StorageError(ConnectionError("refused"))
+        return await working(*args)
+
+    monkeypatch.setattr(limiter.limiter, "hit", hit)
+    during = [await limiter.check("write", "alice") for _ in range(3)]
+    down = False
+    after = [await limiter.check("write", "alice") for _ in range(2)]
+    logger.remove(sink)
+
+    assert during == [{}, {}, {}]
+    assert [headers["RateLimit-Remaining"] for headers in after] == ["2", "1"]
+    outage = [m for m in log_messages if m.startswith("rate limit storage")]
+    assert len(outage) == 2, outage
+    assert outage[1].startswith("rate limit storage reachable again after ")

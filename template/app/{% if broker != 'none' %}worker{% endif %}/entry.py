@@ -4,8 +4,6 @@ Building the broker here, at import, is this module's whole purpose (it is
 Dramatiq's entry point); nothing else imports it.
 """
 
-from dramatiq.middleware.prometheus import Prometheus
-
 from app import models  # noqa: F401 - every table, so foreign keys resolve
 from app.logging import configure_logging
 from app.plugins import PLUGINS
@@ -13,7 +11,13 @@ from app.settings import load_settings
 from app.telemetry import Tracing
 from app.worker import registry
 from app.worker.broker import create_broker
-from app.worker.middleware import Heartbeat, TaskTracing, WorkerDatabase
+from app.worker.metrics import TaskMetrics
+from app.worker.middleware import (
+    Heartbeat,
+    OneStopPerSignal,
+    TaskTracing,
+    WorkerDatabase,
+)
 
 settings = load_settings()
 configure_logging(settings)
@@ -27,7 +31,8 @@ broker = create_broker(
     extra_middleware=[
         WorkerDatabase(settings),
         Heartbeat(settings.worker.health_file, settings.worker.heartbeat_interval),
-        Prometheus(),
+        TaskMetrics(),
+        OneStopPerSignal(),
     ],
     tracing=TaskTracing(Tracing(settings) if settings.otel.enabled else None),
 )

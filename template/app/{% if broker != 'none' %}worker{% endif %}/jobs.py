@@ -10,15 +10,23 @@ from fastapi import Depends, Request
 
 from app import telemetry
 from app.errors import ServiceUnavailable, request_id_of
+from app.outages import Outage
 from app.worker.registry import TaskFunction, task_name
 
 
 class Jobs:
     """Sends tasks; a broker that cannot take a message is a 503, not a 500."""
 
-    def __init__(self, broker: dramatiq.Broker, request_id: str | None = None) -> None:
+    def __init__(
+        self,
+        broker: dramatiq.Broker,
+        request_id: str | None = None,
+        outage: Outage | None = None,
+    ) -> None:
         self.broker = broker
         self.request_id = request_id
+        # Said once in the log per outage, not once per failed send.
+        self.outage = outage or broker_outage()
         # A publisher confirm (RabbitMQ) waits for the server: off the event
         # loop. A Redis push (or the stub's) is a short call: in place, which
         # keeps enqueueing close to bare Dramatiq's rate.
@@ -38,14 +46,22 @@ class Jobs:
         try:
             message = await anyio.to_thread.run_sync(send) if self._offload else send()
         except Exception as error:  # redis, pika and dramatiq errors alike
+            self.outage.failed(error)
             raise ServiceUnavailable(
                 "the task queue is unavailable; try again later"
             ) from error
+        self.outage.recovered()
         return str(message.message_id)
 
 
+def broker_outage() -> Outage:
+    return Outage("task queue", "requests that send tasks answer 503")
+
+
 def get_jobs(request: Request) -> Jobs:
-    return Jobs(request.state.broker, request_id_of(request))
+    return Jobs(
+        request.state.broker, request_id_of(request), request.state.outage_of_broker
+    )
 
 
 JobsDep = Annotated[Jobs, Depends(get_jobs)]

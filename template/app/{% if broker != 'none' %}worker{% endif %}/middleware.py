@@ -1,12 +1,16 @@
 """Dramatiq middleware: a trace span and log lines per message, the worker's
-database, and its heartbeat file."""
+database, its heartbeat file, and one stop per signal."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
+from collections.abc import Callable
 from contextvars import Token
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import dramatiq
@@ -205,6 +209,50 @@ class Heartbeat(Middleware):
         while not self._stop.is_set():
             self.path.write_text(f"{time.time():.3f}\n")
             self._stop.wait(self.interval)
+
+
+class OneStopPerSignal(Middleware):
+    """A worker process stops gracefully once per signal, however it is sent.
+
+    Dramatiq's main process forwards SIGTERM (and SIGHUP) to each worker
+    process, which takes a second one as "kill now". Sent to the whole process
+    group (systemd's default KillMode, Ctrl-C in a terminal), the signal
+    reaches every worker process twice within milliseconds: Dramatiq would
+    skip the graceful stop, keep taking messages, and never exit, as the
+    event loop thread of async tasks holds the process open. Here a repeat
+    within `window` seconds is the same stop; a later one kills the process
+    at once, and the broker redelivers its unfinished messages.
+    """
+
+    def __init__(self, window: float = 2.0) -> None:
+        self.window = window
+        self._first: float | None = None
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        # Dramatiq installs its handlers before the broker boots.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for number in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            previous = signal.getsignal(number) if number is not None else None
+            if number is not None and callable(previous):
+                signal.signal(number, self._once(previous))
+
+    def _once(
+        self, previous: Callable[[int, FrameType | None], Any]
+    ) -> Callable[[int, FrameType | None], None]:
+        def handler(number: int, frame: FrameType | None) -> None:
+            now = time.monotonic()
+            if self._first is None:
+                self._first = now
+                previous(number, frame)
+            elif now - self._first >= self.window:
+                logger.warning(
+                    "signalled again while stopping: killing the worker process;"
+                    " the broker redelivers its unfinished messages"
+                )
+                os._exit(1)
+
+        return handler
 
 
 def is_fresh(path: str, interval: float, now: float | None = None) -> bool:

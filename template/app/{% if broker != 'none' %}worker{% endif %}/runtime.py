@@ -10,7 +10,6 @@ from typing import Any
 
 import anyio
 import dramatiq
-from dramatiq.middleware.prometheus import Prometheus
 from loguru import logger
 from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric
@@ -19,11 +18,12 @@ from app.health import Check
 from app.plugin import Plugin, Resources
 from app.settings import Settings
 from app.worker.broker import create_broker
-from app.worker.jobs import ping
+from app.worker.jobs import broker_outage, ping
+from app.worker.metrics import TaskMetrics
 from app.worker.middleware import WorkerDatabase
 
 
-class InProcessMetrics(Prometheus):
+class InProcessMetrics(TaskMetrics):
     """Dramatiq's metrics (`dramatiq_messages_total`, ...) for the in-process
     worker, served by the API's /metrics.
 
@@ -98,7 +98,10 @@ async def broker_lifespan(settings: Settings) -> AsyncIterator[Resources]:
         logger.info("in-process worker started (stub broker, development only)")
     check = Check("broker", lambda: anyio.to_thread.run_sync(ping, broker))
     try:
-        yield Resources(values={"broker": broker}, checks=[check])
+        yield Resources(
+            values={"broker": broker, "outage_of_broker": broker_outage()},
+            checks=[check],
+        )
     finally:
         if worker is not None:
             await anyio.to_thread.run_sync(

@@ -304,19 +304,56 @@ def test_a_failing_task_is_retried_dead_lettered_and_requeued(harness: Harness) 
     assert "0 dead-lettered" in harness.command("dead-letters", "list").stdout
 
 
-def test_sigterm_mid_task_loses_nothing(harness: Harness) -> None:
+@pytest.mark.parametrize("receiver", ["main_process", "process_group"])
+def test_sigterm_mid_task_stops_in_time_and_loses_nothing(
+    harness: Harness, receiver: str
+) -> None:
+    """Kubernetes signals the main process; systemd's default KillMode and
+    Ctrl-C in a terminal signal the whole group, so each worker process gets
+    the signal twice: once itself, once forwarded by the main process."""
     process, log = harness.start_worker()
-    key = "sigterm"
+    started = "sigterm-started"
     harness.broker.get_actor("tests.worker.tasks.count_once").send(
-        key, sleep_before=2.0
+        started, sleep_before=2.0
     )
     wait_for(lambda: logged(log, "task started") > 0, 30, log.read_text)
 
-    process.send_signal(signal.SIGTERM)  # as Kubernetes does, to the main process
-    code = process.wait(timeout=60)
+    if receiver == "main_process":
+        process.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(process.pid, signal.SIGTERM)
+    wait_for(lambda: logged(log, "Stopping worker process") > 0, 10, log.read_text)
+    # Sent while the worker stops: it must stay on the queue, not be taken.
+    later = "sigterm-later"
+    harness.broker.get_actor("tests.worker.tasks.count_once").send(later)
+    code = process.wait(timeout=20)  # WORKER_SHUTDOWN_TIMEOUT (10 s) and 10 more
 
     assert code == 0, log.read_text()
-    if harness.hits(key) == 0:  # returned to the queue: another worker takes it
-        harness.start_worker()
-        wait_for(lambda: harness.hits(key) == 1, 60, log.read_text)
-    assert harness.hits(key) == 1
+    assert logged(log, "Killing worker process") == 0, log.read_text()
+    if harness.hits(started) == 0:  # returned to the queue: another worker takes it
+        _, log = harness.start_worker()
+    wait_for(lambda: harness.hits(started) == 1, 60, log.read_text)
+    if harness.hits(later) == 0:
+        _, log = harness.start_worker()
+    wait_for(lambda: harness.hits(later) == 1, 60, log.read_text)
+
+
+def test_a_second_sigterm_kills_at_once_and_the_task_is_redelivered(
+    harness: Harness,
+) -> None:
+    process, log = harness.start_worker()
+    key = "sigterm-twice"
+    harness.broker.get_actor("tests.worker.tasks.count_once").send(
+        key, sleep_before=8.0
+    )
+    wait_for(lambda: logged(log, "task started") > 0, 30, log.read_text)
+    process.send_signal(signal.SIGTERM)
+    wait_for(lambda: logged(log, "Stopping worker process") > 0, 10, log.read_text)
+    time.sleep(2.5)  # past the window in which a repeat is the same stop
+    process.send_signal(signal.SIGTERM)
+
+    assert process.wait(timeout=5) != 0, log.read_text()
+    assert logged(log, "signalled again while stopping") == 1, log.read_text()
+    assert harness.hits(key) == 0
+    _, second_log = harness.start_worker()
+    wait_for(lambda: harness.hits(key) == 1, 60, second_log.read_text)

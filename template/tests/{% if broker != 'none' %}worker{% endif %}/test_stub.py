@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -161,24 +163,34 @@ def closed_broker_dsn() -> str:
     return "amqp://guest:guest@127.0.0.1:1/%2F"  # pragma: allowlist secret
 
 
-async def test_a_broker_down_is_a_503_and_reads_keep_working(tmp_path: Path) -> None:
+async def test_a_broker_down_is_a_503_and_reads_keep_working(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
     settings = make_settings(
         url,
         database={"dsn": url, "migrate_on_start": True},
         worker={"broker_dsn": closed_broker_dsn()},
+        log={"format": "json", "level": "INFO"},
     )
     async with client_for(
         create_app(settings, extra_plugins=[JOBS_PLUGIN]),
         headers=user_headers(settings),
     ) as client:
         queued = await client.post(f"{JOBS}/stuck")
+        again = await client.post(f"{JOBS}/stuck-again")
         ready = await client.get("/ready")
         # The route committed its request row before the send failed.
         read = await client.get(f"{JOBS}/stuck")
 
-    assert queued.status_code == 503
+    assert queued.status_code == again.status_code == 503
     assert queued.headers["content-type"] == "application/problem+json"
+    assert queued.headers["retry-after"] == "5"
+    out = capsys.readouterr().out.splitlines()
+    lines = [json.loads(line) for line in out if line.startswith("{")]
+    said = [line["message"] for line in lines if "task queue" in line["message"]]
+    assert len(said) == 1, said
+    assert said[0].startswith("task queue unreachable (")
     assert queued.json()["detail"] == "the task queue is unavailable; try again later"
     assert ready.status_code == 503
     assert ready.json()["checks"]["broker"]["status"] == "fail"
@@ -214,6 +226,49 @@ async def test_the_in_process_worker_reports_dramatiq_metrics(
     await eventually(counted)
 
 
+def task_counts(exposition: str, actor: str) -> dict[tuple[str, str], float]:
+    """(counter, queue) -> value of the Dramatiq counters for one task."""
+    counts: dict[tuple[str, str], float] = {}
+    for row in exposition.splitlines():
+        name, _, rest = row.partition("{")
+        if not name.startswith("dramatiq_") or f'actor_name="{actor}"' not in rest:
+            continue
+        queue = rest.split('queue_name="', 1)[1].split('"', 1)[0]
+        counts[(name, queue)] = float(row.rsplit(" ", 1)[1])
+    return counts
+
+
+async def test_task_counters_start_at_zero_and_count_a_retry_once(
+    running: tuple[AsyncClient, dramatiq.Broker],
+) -> None:
+    """Alert rules see the first dead letter only if its counter was 0 first."""
+    client, broker = running
+    actor = task_name(always_fails)
+    counters = (
+        "dramatiq_messages_total",
+        "dramatiq_message_errors_total",
+        "dramatiq_message_retries_total",
+        "dramatiq_message_rejects_total",
+    )
+    before = task_counts((await client.get("/metrics")).text, actor)
+    assert {name: before.get((name, "default")) for name in counters} == dict.fromkeys(
+        counters, 0.0
+    )
+
+    await Jobs(broker).send(always_fails, "counted")
+    await join(broker, "default")
+
+    after = task_counts((await client.get("/metrics")).text, actor)
+    # One attempt and two retries (WORKER_MAX_RETRIES=2), then a dead letter.
+    assert {name: after.get((name, "default")) for name in counters} == {
+        "dramatiq_messages_total": 3.0,
+        "dramatiq_message_errors_total": 3.0,
+        "dramatiq_message_retries_total": 2.0,
+        "dramatiq_message_rejects_total": 1.0,
+    }
+    assert [key for key in after if key[1] != "default"] == []
+
+
 async def test_a_task_continues_the_trace_of_the_request_that_sent_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -244,7 +299,8 @@ async def test_a_task_continues_the_trace_of_the_request_that_sent_it(
     assert task.kind == Span.SPAN_KIND_CONSUMER
     in_task = [s for s in received.spans if s.parent_span_id == task.span_id]
     assert in_task, "the task's queries are its children"
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    out = capsys.readouterr().out.splitlines()
+    lines = [json.loads(line) for line in out if line.startswith("{")]
     done = [line for line in lines if line["message"] == "task done"]
     assert [line["trace_id"] for line in done] == [request.trace_id.hex()]
     assert done[0]["span_id"] == task.span_id.hex()
@@ -266,3 +322,16 @@ def test_a_worker_process_finds_the_same_tasks_as_the_api() -> None:
     # not load before Dramatiq's process boot): the template's plugins must
     # bring no task modules of their own, or worker processes would miss them.
     assert registry.task_modules(TEMPLATE_PLUGINS, []) == []
+
+
+def test_the_worker_command_sets_the_metrics_port_before_dramatiq_reads_it() -> None:
+    """Dramatiq's Prometheus middleware reads WORKER_METRICS_PORT's value once,
+    on import: `python -m app.worker` must not import it before `run` sets it."""
+    probe = (
+        "import sys, app.worker.__main__;"
+        " print('dramatiq.middleware.prometheus' in sys.modules)"
+    )
+    imported = subprocess.run(  # noqa: S603 - this interpreter
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert imported.stdout.strip() == "False"

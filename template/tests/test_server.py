@@ -1,0 +1,150 @@
+"""The server's bounds on a request's head (app/server.py), on a real uvicorn
+server and raw sockets, as slow or hostile clients send."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+import app.__main__ as cli
+from app.main import create_app
+from app.server import BoundedHttpToolsProtocol
+from tests.fixtures.settings import make_settings
+
+pytestmark = pytest.mark.anyio
+MAX_HEAD = 4_096
+HEAD_TIMEOUT = 0.5
+
+
+class Tight(BoundedHttpToolsProtocol):
+    def limits(self) -> tuple[int, float]:
+        return MAX_HEAD, HEAD_TIMEOUT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def port(tmp_path: Path) -> AsyncIterator[int]:
+    """The service on uvicorn with tight bounds, as `python -m app serve` runs."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    settings = make_settings(url, database={"dsn": url, "migrate_on_start": True})
+    chosen = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=chosen, http=Tight,
+        log_config=None, access_log=False, timeout_keep_alive=5,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn's Server has no event
+        await asyncio.sleep(0.01)
+    yield chosen
+    server.should_exit = True
+    await task
+
+
+async def answer(reader: asyncio.StreamReader, seconds: float = 5) -> bytes:
+    """Everything the server sends until it closes (or `seconds` pass)."""
+    received = b""
+    async with asyncio.timeout(seconds):
+        while chunk := await reader.read(65_536):
+            received += chunk
+    return received
+
+
+async def test_a_head_that_never_ends_is_answered_431_and_closed(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    start = b"GET /live HTTP/1.1\r\nHost: test\r\nX-Endless: "
+    writer.write(start)
+    sent = len(start)
+    # Up to just past the bound, in separate reads as a slow sender's; more
+    # would reach a closed socket, and its reset would drop the answer.
+    while sent <= MAX_HEAD:
+        await asyncio.sleep(0.01)
+        writer.write(b"a" * 1_024)
+        await writer.drain()
+        sent += 1_024
+
+    received = await answer(reader)
+    assert received.startswith(b"HTTP/1.1 431 "), received[:80]
+    assert received.endswith(b"Request Header Fields Too Large")
+    writer.close()
+
+
+async def test_a_slow_head_an_idle_connection_and_a_stalled_second_request_get_408(
+    port: int,
+) -> None:
+    idle_reader, idle = await asyncio.open_connection("127.0.0.1", port)
+    slow_reader, slow = await asyncio.open_connection("127.0.0.1", port)
+    kept_reader, kept = await asyncio.open_connection("127.0.0.1", port)
+    kept.write(b"GET /live HTTP/1.1\r\nHost: test\r\n\r\n")
+    first = await kept_reader.readuntil(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 ")
+    await kept_reader.readexactly(int(first.split(b"content-length: ")[1][:2]))
+    kept.write(b"GET /live HTTP/1.1\r\nHo")  # and no more
+
+    async def trickle() -> None:
+        try:
+            for byte in b"GET /live HTTP/1.1\r\nHost: test\r\nX-Slow: 1234567890\r\n":
+                slow.write(bytes([byte]))
+                await asyncio.sleep(0.1)
+        except ConnectionError:
+            pass
+
+    trickling = asyncio.create_task(trickle())
+    answers = await asyncio.gather(
+        answer(idle_reader), answer(slow_reader), answer(kept_reader)
+    )
+    trickling.cancel()
+
+    for received in answers:
+        assert received.startswith(b"HTTP/1.1 408 "), received[:80]
+    for writer in (idle, slow, kept):
+        writer.close()
+
+
+async def test_ordinary_requests_pass_the_bounds(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    headers = b"".join(b"X-Big-%d: %s\r\n" % (n, b"b" * 300) for n in range(10))
+    body = b"{" + b" " * 1_000_000 + b"}"
+    for request in (
+        b"GET /live HTTP/1.1\r\nHost: test\r\n" + headers + b"\r\n",
+        # A body far above the head's bound, in the same reads as the head.
+        b"POST /live HTTP/1.1\r\nHost: test\r\ncontent-type: application/json"
+        b"\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body),
+        b"GET /live HTTP/1.1\r\nHost: test\r\n\r\n",
+    ):
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1]
+        assert status in {b"200", b"405"}, head
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+    writer.close()
+
+
+def test_serve_runs_the_bounded_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *_, **kwargs: ran.update(kwargs))
+
+    cli.main(["serve"])
+
+    assert ran["http"] == "app.server:BoundedHttpToolsProtocol"
+    module, _, name = ran["http"].partition(":")
+    assert getattr(__import__(module, fromlist=[name]), name) is (
+        BoundedHttpToolsProtocol
+    )
