@@ -34,7 +34,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from loguru import logger
 from opentelemetry import trace
 
-from app.errors import NotAuthenticated, ServiceUnavailable
+from app.errors import NotAuthenticated, ServiceUnavailable, retry_after
 from app.outages import Outage
 from app.state import state_of
 
@@ -112,7 +112,10 @@ class JwksKeys:
 
     async def _refresh(self, seen: float) -> None:
         if not self.keys and time.monotonic() < self.retry_at:
-            raise ServiceUnavailable("the identity provider's keys cannot be fetched")
+            raise ServiceUnavailable(
+                "the identity provider's keys cannot be fetched",
+                headers=retry_after(self.retry_at - time.monotonic()),
+            )
         async with self.lock:
             if self.fetched_at != seen:
                 return  # another request fetched it meanwhile
@@ -125,7 +128,8 @@ class JwksKeys:
                 if not self.keys:
                     self.retry_at = time.monotonic() + JWKS_MIN_REFRESH
                     raise ServiceUnavailable(
-                        "the identity provider's keys cannot be fetched"
+                        "the identity provider's keys cannot be fetched",
+                        headers=retry_after(JWKS_MIN_REFRESH),
                     ) from None
                 # Keep the keys we have; try again after JWKS_MIN_REFRESH.
                 self.fetched_at = time.monotonic() - self.max_age + JWKS_MIN_REFRESH

@@ -111,6 +111,8 @@ class Outage(outages.Outage):
     """Whether the database is down: said once when requests start failing
     and once when a connection opens again, not once per request."""
 
+    detailed = False
+
     def __init__(self) -> None:
         super().__init__("database", "requests that need it answer 503")
 

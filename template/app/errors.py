@@ -4,6 +4,7 @@ problem+json (`application/problem+json`) carrying the request id."""
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -87,11 +88,16 @@ class TooManyRequests(AppError):
 
 
 class ServiceUnavailable(AppError):
-    """A dependency is down: the caller may try again (Retry-After)."""
+    """A dependency is down, or not configured. Raise it with
+    `retry_after(seconds)` when trying again later can succeed."""
 
     status = HTTPStatus.SERVICE_UNAVAILABLE
     title = "Service Unavailable"
-    headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
+
+
+def retry_after(seconds: float) -> dict[str, str]:
+    """The Retry-After header of a 503 for an outage."""
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
 class ProblemResponse(JSONResponse):
@@ -151,7 +157,8 @@ def allowed_methods(app: FastAPI, path: str) -> set[str]:
     return methods
 
 
-# What a 503 for an unreachable database asks the caller to wait.
+# What a 503 for an outage asks the caller to wait (the database's, the
+# task queue's).
 RETRY_AFTER_SECONDS = 5
 
 
@@ -214,7 +221,7 @@ def register_exception_handlers(app: FastAPI) -> None:
             "the database cannot be reached; try again shortly",
             request_id=request_id_of(request),
             instance=request.url.path,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            headers=retry_after(RETRY_AFTER_SECONDS),
         )
 
     for kind in unreachable_kinds():

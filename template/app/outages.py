@@ -14,6 +14,10 @@ from loguru import logger
 class Outage:
     """Whether `dependency` is down, for one app (or worker) process."""
 
+    # The error's message too, not only its class (the database's messages
+    # may quote a statement: it logs the class alone).
+    detailed = True
+
     def __init__(self, dependency: str, effect: str) -> None:
         self.dependency = dependency
         self.effect = effect  # what requests do meanwhile, for the log line
@@ -29,7 +33,7 @@ class Outage:
             logger.warning(
                 "{dependency} unreachable ({error}): {effect} until it is back",
                 dependency=self.dependency,
-                error=type(error).__name__,
+                error=self.describe(error),
                 effect=self.effect,
             )
 
@@ -41,3 +45,8 @@ class Outage:
                 seconds=time.monotonic() - self.since,
             )
             self.since = None
+
+    def describe(self, error: BaseException) -> str:
+        name = type(error).__name__
+        message = str(error).splitlines()[0][:200] if str(error) else ""
+        return f"{name}: {message}" if self.detailed and message else name

@@ -10,8 +10,8 @@ Allowed responses carry `RateLimit-Limit`, `RateLimit-Remaining`,
 `RateLimit-Reset` and `RateLimit-Policy`; refused ones answer 429 with the
 same and `Retry-After`. If Redis fails, requests are let through: the limit
 protects the service, it must not take it down. The log says so once per
-outage (and once when Redis answers again), and while it is down Redis is
-tried again only every few seconds, so no request waits on its timeout.
+outage (and once when Redis answers again), and while it is down one request
+every 5 s tries it again; the others do not wait on its timeout.
 Limit at the gateway instead when you need it before any request reaches a
 Python process (floods, per-API-key quotas across services).
 """
@@ -57,8 +57,11 @@ class RateLimiter:
     async def check(self, category: str, caller: str) -> dict[str, str]:
         """Count one request; the headers to answer with, or TooManyRequests."""
         item = self.items[category]
-        if self.outage.is_down and time.monotonic() < self.retry_at:
-            return {}
+        if self.outage.is_down:
+            now = time.monotonic()
+            if now < self.retry_at:
+                return {}
+            self.retry_at = now + RETRY_STORAGE_SECONDS  # this one tries
         try:
             allowed = await self.limiter.hit(item, category, caller)
             reset_at, remaining = await self.limiter.get_window_stats(

@@ -5,12 +5,16 @@ uvicorn bounds neither the size of a request's head (request line and
 headers) nor the time a client takes to send it: an endless header grows the
 server's memory, and a client that sends its head slowly, or opens a
 connection and sends nothing, holds it open for ever. Here:
-- a head larger than SERVER_MAX_HEADER_BYTES is answered 431 and the
-  connection closed;
+- a head that has buffered more than SERVER_MAX_HEADER_BYTES while
+  incomplete is answered 431 and the connection closed (a kept-alive
+  connection's later heads may buffer one more read, at most 256 KiB);
 - a head not complete SERVER_HEADER_TIMEOUT seconds after the connection
-  opened, or after the previous response on a kept-alive connection, is
-  answered 408 and the connection closed.
-Between requests, uvicorn's keep-alive timeout (5 s) closes idle connections.
+  opened, or after the previous response, is answered 408 and the
+  connection closed, whatever the client sent meanwhile (a bare CRLF too).
+Between requests, uvicorn's keep-alive timeout (5 s) closes idle connections
+first. A head sent while an earlier response is still due (pipelining) waits
+for that response before its time starts; one that grows too large then
+lets the earlier response finish, and closes the connection after it.
 
 No option of uvicorn's does this, and switching servers for it would cost
 more: uvicorn's h11 protocol bounds the size (not the time) at about twice
@@ -51,7 +55,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_head_bytes, self.head_timeout = self.limits()
-        self.reading_head = False
+        self.reading_head = False  # a head has begun and is not complete
         self.heads = 0  # heads begun on this connection
         self.head_bytes = 0
         self.head_deadline: asyncio.TimerHandle | None = None
@@ -60,10 +64,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self, transport: asyncio.Transport
     ) -> None:
         super().connection_made(transport)
-        self._await_head()
+        self._begin_head()
+        self._start_clock()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_waiting()
+        self._stop_clock()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -74,36 +79,57 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.reading_head and self.heads == pending:
             self.head_bytes += len(data)
             if self.head_bytes > self.max_head_bytes:
-                self._refuse(431, "Request Header Fields Too Large")
+                self._too_large()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if not self.reading_head:  # a kept-alive connection's next request
-            self._await_head()
+        if not self.reading_head:  # the connection's next request
+            self._begin_head()
 
     def on_headers_complete(self) -> None:
-        self._stop_waiting()
+        self.reading_head = False
+        self._stop_clock()
         super().on_headers_complete()
 
-    def _await_head(self) -> None:
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Nothing more is due to the client: its next head's time starts.
+        if not self.pipeline and not self.transport.is_closing():
+            self._start_clock()
+
+    def _begin_head(self) -> None:
         self.reading_head = True
         self.heads += 1
         self.head_bytes = 0
+
+    def _responding(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _start_clock(self) -> None:
+        self._stop_clock()
         self.head_deadline = self.loop.call_later(self.head_timeout, self._too_slow)
 
-    def _stop_waiting(self) -> None:
-        self.reading_head = False
+    def _stop_clock(self) -> None:
         if self.head_deadline is not None:
             self.head_deadline.cancel()
             self.head_deadline = None
 
     def _too_slow(self) -> None:
         self.head_deadline = None
-        if self.reading_head:
+        if not self._responding():
             self._refuse(408, "Request Timeout")
 
+    def _too_large(self) -> None:
+        self.reading_head = False
+        if self._responding():
+            # The earlier response finishes; read no more, close after it.
+            self.cycle.keep_alive = False
+            self.flow.pause_reading()
+            return
+        self._refuse(431, "Request Header Fields Too Large")
+
     def _refuse(self, status: int, reason: str) -> None:
-        self._stop_waiting()
+        self._stop_clock()
         if self.transport.is_closing():
             return
         body = reason.encode("ascii")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from fastapi import APIRouter
 
 import app.__main__ as cli
 from app.main import create_app
@@ -34,23 +35,50 @@ def free_port() -> int:
         return port
 
 
+slow_router = APIRouter()
+
+
+@slow_router.get("/slow")
+async def slow() -> dict[str, bool]:
+    """Answers after twice the head's time bound."""
+    await asyncio.sleep(2 * HEAD_TIMEOUT)
+    return {"ok": True}
+
+
 @pytest.fixture
 async def port(tmp_path: Path) -> AsyncIterator[int]:
     """The service on uvicorn with tight bounds, as `python -m app serve` runs."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
     settings = make_settings(url, database={"dsn": url, "migrate_on_start": True})
+    app = create_app(settings)
+    app.include_router(slow_router)
     chosen = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=chosen, http=Tight,
+        app, host="127.0.0.1", port=chosen, http=Tight,
         log_config=None, access_log=False, timeout_keep_alive=5,
     )  # fmt: skip
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn's Server has no event
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(30):
+        while not server.started:
+            if task.done():
+                task.result()  # its error (the port taken, say)
+                raise AssertionError("the server stopped before it started")
+            await asyncio.sleep(0.01)
     yield chosen
     server.should_exit = True
     await task
+
+
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    """One response with a content-length: its head and body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return head + await reader.readexactly(length)
 
 
 async def answer(reader: asyncio.StreamReader, seconds: float = 5) -> bytes:
@@ -88,10 +116,14 @@ async def test_a_slow_head_an_idle_connection_and_a_stalled_second_request_get_4
     slow_reader, slow = await asyncio.open_connection("127.0.0.1", port)
     kept_reader, kept = await asyncio.open_connection("127.0.0.1", port)
     kept.write(b"GET /live HTTP/1.1\r\nHost: test\r\n\r\n")
-    first = await kept_reader.readuntil(b"\r\n\r\n")
-    assert first.startswith(b"HTTP/1.1 200 ")
-    await kept_reader.readexactly(int(first.split(b"content-length: ")[1][:2]))
+    assert (await read_response(kept_reader)).startswith(b"HTTP/1.1 200 ")
     kept.write(b"GET /live HTTP/1.1\r\nHo")  # and no more
+    # A bare CRLF between requests is skipped by the parser, and stops
+    # uvicorn's keep-alive timer: the head's clock still runs.
+    crlf_reader, crlf = await asyncio.open_connection("127.0.0.1", port)
+    crlf.write(b"GET /live HTTP/1.1\r\nHost: test\r\n\r\n")
+    assert (await read_response(crlf_reader)).startswith(b"HTTP/1.1 200 ")
+    crlf.write(b"\r\n")
 
     async def trickle() -> None:
         try:
@@ -103,14 +135,32 @@ async def test_a_slow_head_an_idle_connection_and_a_stalled_second_request_get_4
 
     trickling = asyncio.create_task(trickle())
     answers = await asyncio.gather(
-        answer(idle_reader), answer(slow_reader), answer(kept_reader)
+        answer(idle_reader),
+        answer(slow_reader),
+        answer(kept_reader),
+        answer(crlf_reader),
     )
     trickling.cancel()
 
     for received in answers:
         assert received.startswith(b"HTTP/1.1 408 "), received[:80]
-    for writer in (idle, slow, kept):
+    for writer in (idle, slow, kept, crlf):
         writer.close()
+
+
+async def test_a_pipelined_head_waits_for_the_response_before_it(port: int) -> None:
+    """The head's time starts once nothing is due to the client: a slow
+    response is delivered before the next, unfinished head's 408."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\nGET /live HTTP/1.1\r\nHo")
+
+    first = await read_response(reader)
+    rest = await answer(reader)
+
+    assert first.startswith(b"HTTP/1.1 200 "), first[:80]
+    assert first.endswith(b'{"ok":true}')
+    assert rest.startswith(b"HTTP/1.1 408 "), rest[:80]
+    writer.close()
 
 
 async def test_ordinary_requests_pass_the_bounds(port: int) -> None:
@@ -125,15 +175,8 @@ async def test_ordinary_requests_pass_the_bounds(port: int) -> None:
         b"GET /live HTTP/1.1\r\nHost: test\r\n\r\n",
     ):
         writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        status = head.split(b" ", 2)[1]
-        assert status in {b"200", b"405"}, head
-        length = next(
-            int(line.split(b":")[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        await reader.readexactly(length)
+        response = await read_response(reader)
+        assert response.split(b" ", 2)[1] in {b"200", b"405"}, response[:80]
     writer.close()
 
 

@@ -9,7 +9,12 @@ import dramatiq
 from fastapi import Depends, Request
 
 from app import telemetry
-from app.errors import ServiceUnavailable, request_id_of
+from app.errors import (
+    RETRY_AFTER_SECONDS,
+    ServiceUnavailable,
+    request_id_of,
+    retry_after,
+)
 from app.outages import Outage
 from app.worker.registry import TaskFunction, task_name
 
@@ -48,7 +53,8 @@ class Jobs:
         except Exception as error:  # redis, pika and dramatiq errors alike
             self.outage.failed(error)
             raise ServiceUnavailable(
-                "the task queue is unavailable; try again later"
+                "the task queue is unavailable; try again later",
+                headers=retry_after(RETRY_AFTER_SECONDS),
             ) from error
         self.outage.recovered()
         return str(message.message_id)

@@ -49,6 +49,6 @@ class TaskMetrics(Prometheus):
         self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None
     ) -> None:
         # The Retries middleware enqueues a retry with a delay: count that.
-        if delay and "retries" in message.options:
+        if delay is not None and "retries" in message.options:
             labels = (q_name(message.queue_name), message.actor_name)
             self.total_retried_messages.labels(*labels).inc()

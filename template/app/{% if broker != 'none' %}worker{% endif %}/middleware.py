@@ -216,8 +216,8 @@ class OneStopPerSignal(Middleware):
 
     Dramatiq's main process forwards SIGTERM (and SIGHUP) to each worker
     process, which takes a second one as "kill now". Sent to the whole process
-    group (systemd's default KillMode, Ctrl-C in a terminal), the signal
-    reaches every worker process twice within milliseconds: Dramatiq would
+    group or control group (systemd's default KillMode, `kill -- -PGID`), the
+    signal reaches every worker process twice within milliseconds: Dramatiq would
     skip the graceful stop, keep taking messages, and never exit, as the
     event loop thread of async tasks holds the process open. Here a repeat
     within `window` seconds is the same stop; a later one kills the process
@@ -246,11 +246,13 @@ class OneStopPerSignal(Middleware):
                 self._first = now
                 previous(number, frame)
             elif now - self._first >= self.window:
-                logger.warning(
-                    "signalled again while stopping: killing the worker process;"
-                    " the broker redelivers its unfinished messages"
-                )
-                os._exit(1)
+                try:
+                    logger.warning(
+                        "signalled again while stopping: killing the worker"
+                        " process; the broker redelivers its unfinished messages"
+                    )
+                finally:  # loguru may refuse a call from inside its own
+                    os._exit(1)
 
         return handler
 

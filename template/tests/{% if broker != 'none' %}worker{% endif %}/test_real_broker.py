@@ -308,9 +308,9 @@ def test_a_failing_task_is_retried_dead_lettered_and_requeued(harness: Harness) 
 def test_sigterm_mid_task_stops_in_time_and_loses_nothing(
     harness: Harness, receiver: str
 ) -> None:
-    """Kubernetes signals the main process; systemd's default KillMode and
-    Ctrl-C in a terminal signal the whole group, so each worker process gets
-    the signal twice: once itself, once forwarded by the main process."""
+    """Kubernetes signals the main process; systemd's default KillMode (and
+    `kill -- -PGID`) signals the whole group, so each worker process gets the
+    signal twice: once itself, once forwarded by the main process."""
     process, log = harness.start_worker()
     started = "sigterm-started"
     harness.broker.get_actor("tests.worker.tasks.count_once").send(
@@ -323,7 +323,7 @@ def test_sigterm_mid_task_stops_in_time_and_loses_nothing(
     else:
         os.killpg(process.pid, signal.SIGTERM)
     wait_for(lambda: logged(log, "Stopping worker process") > 0, 10, log.read_text)
-    # Sent while the worker stops: it must stay on the queue, not be taken.
+    # Sent while the worker stops: done once, by this worker or the next.
     later = "sigterm-later"
     harness.broker.get_actor("tests.worker.tasks.count_once").send(later)
     code = process.wait(timeout=20)  # WORKER_SHUTDOWN_TIMEOUT (10 s) and 10 more
