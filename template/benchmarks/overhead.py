@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
-import shutil
 import socket
 import statistics
 import subprocess
@@ -132,9 +132,12 @@ class Server:
     env: dict[str, str]
     http: str = STOCK
     port: int = 0
+    cpu: int | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, cpu: int | None) -> None:
+        """Launch the server; `wait_until_listening` waits for it (servers
+        start at once: their imports are most of their start-up)."""
         self.port = free_port()
         command = [
             sys.executable, "-c",
@@ -143,18 +146,22 @@ class Server:
             " http=sys.argv[3], access_log=False, log_level='warning')",
             self.factory, str(self.port), self.http,
         ]  # fmt: skip
-        if cpu is not None and shutil.which("taskset"):
-            command = ["taskset", "-c", str(cpu), *command]
+        self.cpu = cpu
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter
             command,
             env={**os.environ, **self.env},
             stdout=subprocess.DEVNULL,  # JSON access lines: written, then dropped
             stderr=subprocess.PIPE,
         )
+
+    def wait_until_listening(self) -> None:
+        if self.process is None:
+            raise RuntimeError(f"{self.name} was not started")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                self.pin()
                 return
             except OSError:
                 if self.process.poll() is not None:
@@ -166,6 +173,15 @@ class Server:
                     raise SystemExit(f"{self.name} did not start:\n{error}") from None
                 time.sleep(0.1)
         raise SystemExit(f"{self.name} did not start within 30 s")
+
+    def pin(self) -> None:
+        """Every thread of the server on its CPU, once it listens (it starts
+        on any CPU, beside the others)."""
+        if self.cpu is None:
+            return
+        for thread in Path(f"/proc/{self.pid}/task").iterdir():
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(int(thread.name), {self.cpu})
 
     @property
     def pid(self) -> int:
@@ -263,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead")
     parser.add_argument("--seconds", type=float, default=3.0, help="per run")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=float, default=1.0, help="s per server")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--ratio", type=float, default=0.1, help="trace sampling")
     parser.add_argument("--memory-requests", type=int, default=100_000)
@@ -273,8 +290,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     two_cpus = (os.cpu_count() or 1) >= 2 and sys.platform == "linux"
-    if two_cpus:
-        os.sched_setaffinity(0, {1})
     spans = ThreadingHTTPServer(("127.0.0.1", 0), DropSpans)
     threading.Thread(target=spans.serve_forever, daemon=True).start()
     folder = tempfile.mkdtemp(prefix="bench-")
@@ -313,10 +328,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for server in servers:
             server.start(0 if two_cpus else None)
+        for server in servers:
+            server.wait_until_listening()
+        if two_cpus:  # the load on CPU 1, the servers on CPU 0
+            os.sched_setaffinity(0, {1})
         for path in paths:
             results: dict[str, list[Sample]] = {s.name: [] for s in servers}
-            for server in servers:  # warm-up
-                load(server.port, path, 1.0, args.connections)
+            for server in servers:
+                load(server.port, path, args.warmup, args.connections)
             for _ in range(args.rounds):
                 for server in servers:
                     sample = measure(server, path, args.seconds, args.connections)

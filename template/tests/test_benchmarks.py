@@ -7,7 +7,10 @@ import sys
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
-SHORT = ["--seconds", "0.3", "--rounds", "1", "--connections", "4", "--skip-db"]
+SHORT = [
+    "--seconds", "0.3", "--rounds", "1", "--warmup", "0.1", "--connections", "4",
+    "--skip-db",
+]  # fmt: skip
 
 
 def overhead(*args: str) -> tuple[str, set[str]]:
