@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from app.settings import Settings
 from tests.fixtures.client import client_for
 from tests.fixtures.factories import create_note
 from tests.fixtures.identity import user_headers
+from tests.fixtures.network import free_port
 from tests.fixtures.probe import NOTE_ROUTE, NOTES, notes_app
 from tests.fixtures.settings import make_settings, production_values
 
@@ -237,12 +237,6 @@ async def test_with_a_metrics_port_the_api_does_not_serve_them(
     )
     async with client_for(create_app(separate)) as client:
         assert (await client.get("/metrics")).status_code == 404
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(url: str, seconds: float = 30) -> None:

@@ -4,7 +4,6 @@ server and raw sockets, as slow or hostile clients send."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from fastapi import APIRouter
 import app.__main__ as cli
 from app.main import create_app
 from app.server import BoundedHttpToolsProtocol
+from tests.fixtures.network import free_port
 from tests.fixtures.settings import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -26,13 +26,6 @@ HEAD_TIMEOUT = 0.5
 class Tight(BoundedHttpToolsProtocol):
     def limits(self) -> tuple[int, float]:
         return MAX_HEAD, HEAD_TIMEOUT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 slow_router = APIRouter()

@@ -232,9 +232,12 @@ class OneStopPerSignal(Middleware):
         # Dramatiq installs its handlers before the broker boots.
         if threading.current_thread() is not threading.main_thread():
             return
-        for number in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            previous = signal.getsignal(number) if number is not None else None
-            if number is not None and callable(previous):
+        for name in ("SIGTERM", "SIGHUP"):  # SIGHUP: not on Windows
+            number = getattr(signal, name, None)
+            if number is None:
+                continue
+            previous = signal.getsignal(number)
+            if callable(previous):
                 signal.signal(number, self._once(previous))
 
     def _once(

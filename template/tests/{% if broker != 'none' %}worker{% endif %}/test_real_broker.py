@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from app.settings import Settings
 from app.worker.broker import create_broker
 from tests.fixtures.client import client_for
 from tests.fixtures.identity import user_headers
+from tests.fixtures.network import free_port
 from tests.fixtures.otlp import http_collector
 from tests.fixtures.settings import make_settings
 from tests.worker.tasks import COUNTERS_TABLE, JOBS_PLUGIN
@@ -38,13 +38,6 @@ pytestmark = [
     pytest.mark.broker,
     pytest.mark.skipif(not BROKER_DSN, reason="TEST_BROKER_DSN names no broker"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Harness:
