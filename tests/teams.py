@@ -102,6 +102,15 @@ async def test_invoices_are_listed(client: AsyncClient, session: AsyncSession) -
 '''
 ROUTER_IMPORT = "from app.invoices.router import router as invoices_router\n"
 ROUTER_INCLUDE = "router.include_router(invoices_router)\n"
+# Since v0.10.0, app/api/v1.py lists its routers.
+ROUTER_LISTED = "routers.append(invoices_router)\n"
+
+
+def router_line(api: str) -> str:
+    """How the team adds its router to this app/api/v1.py."""
+    return ROUTER_LISTED if "\nrouters: list[APIRouter] = [" in api else ROUTER_INCLUDE
+
+
 MODEL_IMPORT = "from app.invoices.models import Invoice as Invoice\n"
 PLUGIN = """    # The team's own part: compressed answers, its task.
     Plugin(
@@ -255,9 +264,8 @@ class Team:
         self.write("tests/invoices/__init__.py", "")
         self.write("tests/invoices/test_router.py", INVOICES_TEST)
         api = self.api_module()
-        api.write_text(
-            with_import(api.read_text(), ROUTER_IMPORT, "fastapi") + ROUTER_INCLUDE
-        )
+        text = api.read_text()
+        api.write_text(with_import(text, ROUTER_IMPORT, "fastapi") + router_line(text))
         models = self.project / "app" / "models.py"
         models.write_text(with_import(models.read_text(), MODEL_IMPORT, "sqlmodel"))
         if self.seams:
@@ -369,8 +377,8 @@ class Team:
         )
         if ROUTER_IMPORT not in theirs:
             theirs = with_import(theirs, ROUTER_IMPORT, "fastapi")
-        if ROUTER_INCLUDE not in theirs:
-            theirs += ROUTER_INCLUDE
+        if ROUTER_INCLUDE not in theirs and ROUTER_LISTED not in theirs:
+            theirs += router_line(theirs)
         path.write_text(theirs)
 
     # ------------------------------------------------------------ reading
@@ -400,7 +408,8 @@ class Team:
             expect(path.is_file() and path.read_text() == text, f"{name} unchanged")
         api = self.api_module().read_text()
         expect(
-            ROUTER_IMPORT in api and ROUTER_INCLUDE in api, "invoices router included"
+            ROUTER_IMPORT in api and router_line(api) in api,
+            "invoices router included",
         )
         models = (self.project / "app" / "models.py").read_text()
         expect(MODEL_IMPORT in models, "invoices model registered")

@@ -1032,6 +1032,46 @@ def test_removing_the_example_keeps_the_owners_lines_in_the_seams(
     assert (tmp_path / "app/invoices/router.py").exists()
 
 
+API_V0_10_0 = '''"""Version 1 of the API: list your routers here."""
+
+from fastapi import APIRouter
+
+from app.invoices.router import router as invoices_router
+from app.items.insights import router as items_insights_router
+from app.items.router import router as items_router
+from app.publications.router import router as publications_router
+
+routers: list[APIRouter] = [
+    items_router,
+    items_insights_router,
+    publications_router,
+]
+routers.append(invoices_router)
+'''
+
+
+@pytest.mark.parametrize("owners", ["", "    invoices_router,\n"])
+def test_removing_the_example_takes_its_routers_out_of_the_list(
+    tmp_path: Path, owners: str
+) -> None:
+    """The routers the copy listed go; the owner's stay; an emptied list
+    stays a list."""
+    api = API_V0_10_0.replace(
+        "    publications_router,\n", "    publications_router,\n" + owners
+    )
+    write(tmp_path, {"app/api/v1.py": api, "app/items/router.py": ""})
+
+    REMOVE.main(tmp_path)
+
+    text = (tmp_path / "app/api/v1.py").read_text()
+    listed = "[\n    invoices_router,\n]" if owners else "[]"
+    assert f"routers: list[APIRouter] = {listed}\n" in text
+    assert "items_router" not in text
+    assert "publications_router" not in text
+    assert "routers.append(invoices_router)\n" in text
+    compile(text, "v1.py", "exec")
+
+
 def test_removing_the_example_drops_its_tables_after_the_services_heads(
     tmp_path: Path,
 ) -> None:

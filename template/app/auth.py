@@ -23,18 +23,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import httpx
 import jwt
 from fastapi import Depends, FastAPI, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from loguru import logger
+from fastapi.encoders import jsonable_encoder
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
+from fastapi.security.utils import get_authorization_scheme_param
 from opentelemetry import trace
+from starlette.requests import HTTPConnection
 
 from app.errors import NotAuthenticated, ServiceUnavailable, retry_after
+from app.logging import bind_user
 from app.outages import Outage
 from app.state import state_of
 
@@ -48,6 +53,10 @@ KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 REQUIRED_CLAIMS = ["exp", "iat", "sub"]
 # The longest user id a service stores (the owner columns are 200 wide).
 MAX_SUBJECT_LENGTH = 200
+# How many verified tokens a process remembers, and for how long at most
+# (never past a token's `exp`, nor past a change of the provider's keys).
+CHECKED_TOKENS = 4096
+CHECKED_FOR = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +88,7 @@ class JwksKeys:
         self.max_age = max_age
         # key id -> (key, the algorithm the JWK declares, if it does)
         self.keys: dict[str | None, tuple[jwt.PyJWK, str | None]] = {}
+        self.generation = 0  # how many times the keys were fetched
         self.fetched_at = -float("inf")
         # While the provider is down and no key is known: answer 503 at once.
         self.retry_at = -float("inf")
@@ -135,6 +145,7 @@ class JwksKeys:
                 self.fetched_at = time.monotonic() - self.max_age + JWKS_MIN_REFRESH
                 return
             self.keys = keys
+            self.generation += 1
             self.fetched_at = time.monotonic()
             self.outage.recovered()
 
@@ -173,6 +184,10 @@ class Authenticator:
         # jwt mode: a token may not live longer than this (oidc: the provider's).
         self.max_lifetime = auth.max_token_lifetime
         self.jwks: JwksKeys | None = None
+        # Tokens already verified (a check costs PyJWT about 100 µs), each
+        # until its `exp` and for CHECKED_FOR seconds at most, while the
+        # keys that verified it are current; CHECKED_TOKENS of them at most.
+        self.checked: dict[str, tuple[User, float, int]] = {}
         # Development may start in oidc mode before the provider is set up.
         self.missing = auth.missing
         if auth.mode == "oidc":
@@ -189,6 +204,25 @@ class Authenticator:
             raise ServiceUnavailable(
                 f"tokens cannot be checked: AUTH_MODE=oidc needs {', '.join(self.missing)}"
             )
+        checked = self.checked.get(token)
+        if checked is not None:
+            user, until, keys = checked
+            if time.time() < until and keys == self.key_generation():
+                return user
+            del self.checked[token]
+        user = await self._verify(token)
+        if len(self.checked) >= CHECKED_TOKENS:
+            del self.checked[next(iter(self.checked))]  # the oldest
+        until = min(float(user.claims["exp"]), time.time() + CHECKED_FOR)
+        self.checked[token] = (user, until, self.key_generation())
+        return user
+
+    def key_generation(self) -> int:
+        """Which signing keys verified a token: a token remembered under
+        keys the identity provider has since replaced is checked again."""
+        return self.jwks.generation if self.jwks is not None else 0
+
+    async def _verify(self, token: str) -> User:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -219,7 +253,8 @@ class Authenticator:
             raise invalid_token(
                 "the token lives longer than AUTH_MAX_TOKEN_LIFETIME allows"
             )
-        return User(id=_subject(claims), claims=claims)
+        # Read-only: a remembered caller is shared by its requests.
+        return User(id=_subject(claims), claims=MappingProxyType(claims))
 
     def mint(self, subject: str, minutes: int = 60, **claims: Any) -> str:
         """A token for `subject` (jwt mode: local use and tests)."""
@@ -268,81 +303,125 @@ def _reason(error: jwt.InvalidTokenError) -> str:
     return "the token is not valid"
 
 
-bearer = HTTPBearer(
-    auto_error=False,
-    description="A JWT: `Authorization: Bearer <token>`.",
-)
+# Where a request keeps its caller once checked: in its scope, not its state,
+# whose names a plugin's values share.
+CALLER = "app.auth.caller"
 
 
-async def token_user(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> AsyncIterator[User | None]:
-    """The caller if a token is sent (a bad token is refused), else None."""
-    authenticator = state_of(request)["authenticator"]
+async def caller(connection: HTTPConnection) -> User | None:
+    """The caller if a token is sent (a bad token is refused), else None.
+
+    Checked once per request: the API's guard (app/middleware/api_guard.py)
+    asks first, `CurrentUser` after it."""
+    scope = connection.scope
+    if CALLER in scope:
+        return cast("User | None", scope[CALLER])
+    state = state_of(connection)
+    authenticator = state["authenticator"]
+    user: User | None = None
     if authenticator.mode == "none":
-        yield ANONYMOUS
-        return
-    if credentials is None:
-        yield None
-        return
-    user = await authenticator.authenticate(credentials.credentials)
-    request.state.user_id = user.id
-    trace.get_current_span().set_attribute("enduser.id", user.id)
-    with logger.contextualize(user_id=user.id):
-        yield user
+        user = ANONYMOUS
+    else:
+        # As fastapi.security.HTTPBearer reads it.
+        scheme, token = get_authorization_scheme_param(
+            connection.headers.get("authorization")
+        )
+        if scheme.lower() == "bearer" and token:
+            user = await authenticator.authenticate(token)
+            state["user_id"] = user.id
+            bind_user(user.id)
+            trace.get_current_span().set_attribute("enduser.id", user.id)
+    scope[CALLER] = user
+    return user
 
 
-async def current_user(
-    user: Annotated[User | None, Depends(token_user)],
-) -> User:
+async def authenticated(connection: HTTPConnection) -> User | None:
+    """The caller; without a token, 401 (GET and HEAD, and a WebSocket's GET,
+    are let through while AUTH_PUBLIC_READS is on). The API's guard calls it
+    for every route under /api/v1, even a route that forgot `CurrentUser`."""
+    user = await caller(connection)
+    if user is None and not (
+        state_of(connection)["authenticator"].public_reads
+        and connection.scope.get("method", "GET") in ("GET", "HEAD")
+    ):
+        raise NotAuthenticated("a bearer token is needed")
+    return user
+
+
+class BearerToken(SecurityBase):
+    """`caller` as a dependency, and the security scheme the OpenAPI document
+    declares for the routes that use it."""
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(
+            description="A JWT: `Authorization: Bearer <token>`."
+        )
+        self.scheme_name = "HTTPBearer"
+
+    async def __call__(self, connection: HTTPConnection) -> User | None:
+        return await caller(connection)
+
+
+bearer = BearerToken()
+
+
+async def current_user(user: Annotated[User | None, Depends(bearer)]) -> User:
     if user is None:
         raise NotAuthenticated("a bearer token is needed")
     return user
 
 
 async def reader(
-    request: Request, user: Annotated[User | None, Depends(token_user)]
+    request: Request, user: Annotated[User | None, Depends(bearer)]
 ) -> User | None:
     """The caller, or None (anyone may read) when AUTH_PUBLIC_READS is on."""
-    authenticator = state_of(request)["authenticator"]
-    if authenticator.public_reads:
+    if state_of(request)["authenticator"].public_reads:
         return None
     return await current_user(user)
 
 
-async def authenticated(
-    request: Request, user: Annotated[User | None, Depends(token_user)]
-) -> None:
-    """Router-wide guard: a route under it never answers a caller without a
-    token (GET and HEAD do while AUTH_PUBLIC_READS is on), even a route that
-    forgot `CurrentUser`."""
-    authenticator = state_of(request)["authenticator"]
-    if user is None and not (
-        authenticator.public_reads and request.method in ("GET", "HEAD")
-    ):
-        raise NotAuthenticated("a bearer token is needed")
-
-
-# The guard of the API's router (app/api/v1.py).
-AUTHENTICATED = Depends(authenticated)
 CurrentUser = Annotated[User, Depends(current_user)]
-MaybeUser = Annotated[User | None, Depends(token_user)]
+MaybeUser = Annotated[User | None, Depends(bearer)]
 Reader = Annotated[User | None, Depends(reader)]
+# The API's guard as a dependency, for a router of yours outside /api/v1
+# (FastAPI solves a dependency at about 20 µs a request: the API's guard is
+# app/middleware/api_guard.py instead). `token_user` is its name before v0.10.0.
+AUTHENTICATED = Depends(authenticated)
+token_user = bearer
 
 
-def without_security(app: FastAPI) -> None:
-    """AUTH_MODE=none: the OpenAPI document promises no token (none is read)."""
+def document_security(app: FastAPI, mode: str, prefix: str) -> None:
+    """The OpenAPI document as the guard enforces it: every operation under
+    `prefix` asks for a bearer token (the guard is middleware, which FastAPI
+    does not see); with AUTH_MODE=none, no operation does (none is read)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            document = build()
-            for path in document.get("paths", {}).values():
-                for operation in path.values():
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        schemes = document.setdefault("components", {}).setdefault(
+            "securitySchemes", {}
+        )
+        for path, operations in document.get("paths", {}).items():
+            guarded = path == prefix or path.startswith(prefix + "/")
+            for operation in operations.values():
+                if mode == "none":
                     operation.pop("security", None)
                     operation.get("responses", {}).pop("401", None)
-            document.get("components", {}).pop("securitySchemes", None)
-        return app.openapi_schema or build()
+                elif guarded and {bearer.scheme_name: []} not in operation.setdefault(
+                    "security", []
+                ):
+                    operation["security"].append({bearer.scheme_name: []})
+        if mode == "none":
+            schemes.clear()
+        else:
+            schemes[bearer.scheme_name] = jsonable_encoder(
+                bearer.model, by_alias=True, exclude_none=True
+            )
+        if not schemes:
+            del document["components"]["securitySchemes"]
+        app.openapi_schema = document
+        return document
 
     app.openapi = openapi  # type: ignore[method-assign]

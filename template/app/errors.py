@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -14,6 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
 PROBLEM_JSON = "application/problem+json"
@@ -130,7 +131,7 @@ def problem(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
-def request_id_of(request: Request) -> str | None:
+def request_id_of(request: HTTPConnection) -> str | None:
     state = request.scope.get("state") or {}
     request_id = state.get("request_id")
     return request_id if isinstance(request_id, str) else None
@@ -176,20 +177,59 @@ def unreachable_kinds() -> list[type[Exception]]:
     return [*kinds, asyncpg.PostgresError, asyncpg.InterfaceError]
 
 
+class InvalidBody(StarletteHTTPException):
+    """A 422 with validation errors, raised while the body is read: FastAPI
+    passes on the HTTP errors of its body reading (other errors become a
+    400 that names nothing)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(HTTPStatus.UNPROCESSABLE_ENTITY)
+        self.errors = errors
+
+
+def app_error_response(request: HTTPConnection, exc: AppError) -> ProblemResponse:
+    """A domain error as problem+json."""
+    return problem(
+        exc.status,
+        exc.detail,
+        title=exc.title,
+        request_id=request_id_of(request),
+        instance=request.url.path,
+        headers=exc.response_headers or None,
+        **jsonable_encoder(exc.extra),
+    )
+
+
+def validation_error_response(
+    request: HTTPConnection, errors: Sequence[Mapping[str, Any]]
+) -> ProblemResponse:
+    """422 naming each invalid field (pydantic's error dicts)."""
+    return problem(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        "The request is not valid.",
+        request_id=request_id_of(request),
+        instance=request.url.path,
+        errors=[
+            {
+                "field": ".".join(str(part) for part in error["loc"]),
+                "message": error["msg"],
+                "type": error["type"],
+            }
+            for error in errors
+        ],
+    )
+
+
 def register_exception_handlers(app: FastAPI) -> None:
     """Render domain, HTTP and validation errors as problem+json."""
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> ProblemResponse:
-        return problem(
-            exc.status,
-            exc.detail,
-            title=exc.title,
-            request_id=request_id_of(request),
-            instance=request.url.path,
-            headers=exc.response_headers or None,
-            **jsonable_encoder(exc.extra),
-        )
+        return app_error_response(request, exc)
+
+    @app.exception_handler(InvalidBody)
+    async def invalid_body(request: Request, exc: InvalidBody) -> ProblemResponse:
+        return validation_error_response(request, exc.errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(
@@ -231,18 +271,4 @@ def register_exception_handlers(app: FastAPI) -> None:
     async def validation_error(
         request: Request, exc: RequestValidationError
     ) -> ProblemResponse:
-        errors = [
-            {
-                "field": ".".join(str(part) for part in error["loc"]),
-                "message": error["msg"],
-                "type": error["type"],
-            }
-            for error in exc.errors()
-        ]
-        return problem(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            "The request is not valid.",
-            request_id=request_id_of(request),
-            instance=request.url.path,
-            errors=errors,
-        )
+        return validation_error_response(request, exc.errors())

@@ -8,7 +8,7 @@ each read by the plugin's own dependency.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypedDict, cast
+from typing import TYPE_CHECKING, NotRequired, TypedDict, cast
 
 from starlette.requests import HTTPConnection
 
@@ -36,6 +36,10 @@ class State(TypedDict):
     http_client: httpx.AsyncClient
     authenticator: Authenticator
     rate_limiter: RateLimiter
+    # Set per request, on its own copy of the state: its id
+    # (ObservabilityMiddleware), and the caller's once known (app.auth).
+    request_id: NotRequired[str]
+    user_id: NotRequired[str]
 
 
 def state_of(connection: HTTPConnection) -> State:

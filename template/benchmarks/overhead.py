@@ -1,31 +1,45 @@
-"""What the service's stack costs per request, against bare FastAPI.
+"""What the service's stack costs an owner's route, against bare FastAPI.
 
     uv run python -m benchmarks.overhead [--seconds 3] [--rounds 5]
+    uv run python -m benchmarks.overhead --layers
     uv run python -m benchmarks.overhead --protocols
 
-Starts three servers with the same uvicorn settings (one process, uvloop, no
-uvicorn access log), each serving the same two routes:
+The routes sit where an owner's routes sit: in a router of their own, listed
+under /api/v1 like app/api/v1.py's (behind the API's guard, after the
+template's own routes); in bare FastAPI, included in the app under the same
+prefix. `/api/v1/bench/plain` returns a small JSON object;
+`/api/v1/bench/db` runs one query (`SELECT 1`) on DATABASE_DSN (PostgreSQL,
+say), or on an SQLite file.
+
+Starts these servers with the same uvicorn settings (one process, uvloop, no
+uvicorn access log), each sent the same requests (with a bearer token):
 - `bare`: a FastAPI app with nothing else (the same database layer), on
   uvicorn's stock httptools protocol;
-- `service`: `create_app()` (request id, JSON access line, metrics, errors)
-  on the protocol `python -m app serve` runs (app/server.py: the request
-  head bounded);
+- `service`: `create_app()` as staging and production run it (request id,
+  JSON access line, metrics, host and body checks, security headers, the
+  API's guard with AUTH_MODE=none) on the protocol `python -m app serve`
+  runs (app/server.py: the request head bounded);
+- `jwt`: the same with AUTH_MODE=jwt: the token is checked on each request;
+- `text log`: the same with development's text access line;
 - `traced`: the same with tracing on (OTEL_TRACES_SAMPLER_ARG, default 0.1),
   exporting to a local OTLP endpoint that accepts and drops the spans.
 With `--protocols`, the service instead on each HTTP protocol that could
 serve it: uvicorn's stock httptools (no bounds), app/server.py's bounded
 httptools, and uvicorn's h11 (size bounded at 16 KiB, time not); the ratio
 and overhead are then against the stock protocol.
-`/bench/plain` returns a small JSON object; `/bench/db` runs one query
-(`SELECT 1`) on DATABASE_DSN (PostgreSQL, say), or on an SQLite file.
 
 Each round loads each server in turn for `--seconds` over loopback (servers
 on CPU 0, the load generator on CPU 1 where there are two). Printed per
 server: requests/s, p50 and p99 latency, server CPU per request, and against
 bare FastAPI the throughput ratio and the overhead in µs of CPU per request
 (medians over rounds). Then the service's resident memory after 10,000 and
-after 100,000 requests. Figures are for this machine only: compare the lines,
-not the numbers across machines.
+after 100,000 requests.
+
+With `--layers`, no server: the apps are called in this process (ASGI calls,
+CPU time per request, alternating rounds, medians), the service built up one
+layer at a time, to show what each layer of the stack costs.
+Figures are for this machine only: compare the lines, not the numbers across
+machines.
 """
 
 from __future__ import annotations
@@ -42,21 +56,29 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import Message
 
 from app import db
+from app.api import API_PREFIX
+from app.auth import Authenticator
 from app.db import SessionDep
-from app.settings import load_settings
+from app.plugin import Plugin
+from app.settings import Settings, load_settings
 
 router = APIRouter(prefix="/bench")
+PLAIN = f"{API_PREFIX}/bench/plain"
+QUERY = f"{API_PREFIX}/bench/db"
+USER = "bench-user"
 
 
 @router.get("/plain")
@@ -71,16 +93,14 @@ async def one_query(session: SessionDep) -> dict[str, int]:
     return {"value": (await session.execute(text("SELECT 1"))).scalar_one()}
 
 
-def service_app() -> FastAPI:
-    """The service as `python -m app serve` builds it, plus the bench routes."""
+def service_app(settings: Settings | None = None) -> FastAPI:
+    """The service as `python -m app serve` builds it, with the bench routes
+    where an owner's are: a router listed under /api/v1 (a plugin's API
+    routers sit beside app/api/v1.py's, after them)."""
     from app.main import create_app
 
-    app = create_app()
-    app.include_router(router)
-    # First in the route table, as in the bare app: FastAPI tries routes in
-    # order, and this measures the stack, not the size of the route table.
-    app.router.routes.insert(0, app.router.routes.pop())
-    return app
+    bench = Plugin(name="bench", api_routers=[router])
+    return create_app(settings, extra_plugins=[bench])
 
 
 def bare_app() -> FastAPI:
@@ -97,7 +117,7 @@ def bare_app() -> FastAPI:
         await engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
-    app.include_router(router)
+    app.include_router(router, prefix=API_PREFIX)
     return app
 
 
@@ -228,10 +248,16 @@ async def _connection(
 
 
 def load(
-    port: int, path: str, seconds: float, connections: int, limit: int = 10**9
+    port: int,
+    path: str,
+    seconds: float,
+    connections: int,
+    limit: int = 10**9,
+    token: str = "",
 ) -> list[float]:
     """Keep-alive GETs on `connections` connections; the latencies."""
-    request = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+    authorization = f"Authorization: Bearer {token}\r\n" if token else ""
+    request = f"GET {path} HTTP/1.1\r\nHost: bench\r\n{authorization}\r\n".encode()
     latencies: list[float] = []
 
     async def run() -> None:
@@ -260,10 +286,12 @@ class Sample:
     cpu_us: float
 
 
-def measure(server: Server, path: str, seconds: float, connections: int) -> Sample:
+def measure(
+    server: Server, path: str, seconds: float, connections: int, token: str
+) -> Sample:
     cpu_before = server.cpu_seconds()
     started = time.perf_counter()
-    latencies = load(server.port, path, seconds, connections)
+    latencies = load(server.port, path, seconds, connections, token=token)
     elapsed = time.perf_counter() - started
     cpu = server.cpu_seconds() - cpu_before
     latencies.sort()
@@ -287,6 +315,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--protocols", action="store_true", help="compare the HTTP protocols"
     )
+    parser.add_argument(
+        "--layers", action="store_true", help="what each layer costs, in process"
+    )
+    parser.add_argument("--calls", type=int, default=3000, help="per round, --layers")
     args = parser.parse_args(argv)
 
     two_cpus = (os.cpu_count() or 1) >= 2 and sys.platform == "linux"
@@ -300,12 +332,19 @@ def main(argv: list[str] | None = None) -> None:
         "ALLOWED_HOSTS": "bench",  # the Host the load sends
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
+        "AUTH_MODE": "none",
         "DATABASE_DSN": os.environ.get(
             "DATABASE_DSN", f"sqlite+aiosqlite:///{folder}/bench.db"
         ),
         "DATABASE_MIGRATE_ON_START": "false",
         "OTEL_EXPORTER_OTLP_ENDPOINT": "",
     }
+    # This process reads the same settings: the token, the in-process apps.
+    os.environ.update(common)
+    token = Authenticator(jwt_settings()).mint(USER)
+    if args.layers:
+        layers(args, token)
+        return
     traced = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{spans.server_port}",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
@@ -315,6 +354,8 @@ def main(argv: list[str] | None = None) -> None:
     servers = [
         Server("bare", "benchmarks.overhead:bare_app", common),
         Server("service", service, common, BOUNDED),
+        Server("jwt", service, {**common, "AUTH_MODE": "jwt"}, BOUNDED),
+        Server("text log", service, {**common, "LOG_FORMAT": "text"}, BOUNDED),
         Server(f"traced {args.ratio * 100:g} %", service, {**common, **traced}, BOUNDED),
     ]  # fmt: skip
     if args.protocols:
@@ -323,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
             Server("bounded", service, common, BOUNDED),
             Server("h11", service, common, "h11"),
         ]
-    paths = ["/bench/plain"] if args.skip_db else ["/bench/plain", "/bench/db"]
+    paths = [PLAIN] if args.skip_db else [PLAIN, QUERY]
     print(f"database: {common['DATABASE_DSN'].split('@')[-1]}")
     try:
         for server in servers:
@@ -335,18 +376,127 @@ def main(argv: list[str] | None = None) -> None:
         for path in paths:
             results: dict[str, list[Sample]] = {s.name: [] for s in servers}
             for server in servers:
-                load(server.port, path, args.warmup, args.connections)
-            for _ in range(args.rounds):
-                for server in servers:
-                    sample = measure(server, path, args.seconds, args.connections)
+                load(server.port, path, args.warmup, args.connections, token=token)
+            for round_ in range(args.rounds):
+                # Each round in another order: no server always goes first.
+                turn = round_ % len(servers)
+                for server in servers[turn:] + servers[:turn]:
+                    sample = measure(
+                        server, path, args.seconds, args.connections, token
+                    )
                     results[server.name].append(sample)
             report(path, results, args)
         if not args.protocols:
-            memory(servers[1], args)
+            memory(servers[1], args, token)
     finally:
         for server in servers:
             server.stop()
         spans.shutdown()
+
+
+def jwt_settings() -> Settings:
+    """This process's settings with AUTH_MODE=jwt (the `jwt` server's)."""
+    settings = load_settings()
+    auth = settings.auth.model_copy(update={"mode": "jwt"})
+    return settings.model_copy(update={"auth": auth})
+
+
+def layers(args: Any, token: str) -> None:
+    """Bare FastAPI, then the service one layer at a time from the inside
+    out, each called in this process (no server, no network: what is left
+    is the stack's own CPU time)."""
+    from app.middleware.api_guard import ApiGuardMiddleware
+    from app.middleware.observability import ObservabilityMiddleware
+    from app.middleware.security import SecurityMiddleware
+
+    def service(settings: Settings | None = None, *without: object) -> FastAPI:
+        app = service_app(settings)
+        app.user_middleware = [m for m in app.user_middleware if m.cls not in without]
+        return app
+
+    edge_and_outer = (SecurityMiddleware, CORSMiddleware, ObservabilityMiddleware)
+    builders: dict[str, Callable[[], FastAPI]] = {
+        "bare": bare_app,
+        "routes": lambda: service(None, ApiGuardMiddleware, *edge_and_outer),
+        "+ API guard": lambda: service(None, *edge_and_outer),
+        "+ edge": lambda: service(None, ObservabilityMiddleware),
+        "+ observability": service,
+        "+ jwt check": lambda: service(jwt_settings()),
+    }
+    headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
+
+    async def run(quiet: TextIO) -> dict[str, list[float]]:
+        samples: dict[str, list[float]] = {name: [] for name in builders}
+        async with contextlib.AsyncExitStack() as stack:
+            # The lines they write (start-up, access) go nowhere.
+            with contextlib.redirect_stdout(quiet):
+                apps = {name: build() for name, build in builders.items()}
+                # One lifespan for the service's apps: what they open is the
+                # same, and a process runs one in-process worker at a time
+                # (Dramatiq keeps its event loop thread in a global).
+                bare, full = apps["bare"], apps["+ observability"]
+                bare_state = await stack.enter_async_context(
+                    bare.router.lifespan_context(bare)
+                )
+                state = await stack.enter_async_context(
+                    full.router.lifespan_context(full)
+                )
+            states = {name: dict(state or {}) for name in apps}
+            states["bare"] = dict(bare_state or {})
+            settings = jwt_settings()
+            states["+ jwt check"].update(
+                settings=settings, authenticator=Authenticator(settings)
+            )
+            for name, app in apps.items():
+                await calls(app, states[name], headers, 1000)  # warm-up
+            for _ in range(args.rounds):
+                for name, app in apps.items():
+                    started = time.process_time()
+                    await calls(app, states[name], headers, args.calls)
+                    used = time.process_time() - started
+                    samples[name].append(used / args.calls * 1e6)
+        return samples
+
+    with open(os.devnull, "w") as quiet:
+        samples = asyncio.run(run(quiet))
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    print(
+        f"GET {PLAIN} in process: {args.rounds} rounds x {args.calls} calls"
+        " (medians of CPU µs per request)"
+    )
+    print(f"{'layer':<16} {'µs/req':>7} {'this layer':>10} {'over bare':>9}")
+    previous = medians["bare"]
+    for name, value in medians.items():
+        print(
+            f"{name:<16} {value:>7.1f} {value - previous:>+10.1f}"
+            f" {value - medians['bare']:>+9.1f}"
+        )
+        # The jwt check is on top of the whole stack, as the others are.
+        previous = value
+
+
+async def calls(
+    app: FastAPI, state: dict[str, Any], headers: list[tuple[bytes, bytes]], n: int
+) -> None:
+    """`n` GETs of PLAIN, straight to the ASGI app."""
+    request: Message = {"type": "http.request", "body": b"", "more_body": False}
+
+    async def receive() -> Message:
+        return request
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            raise RuntimeError(f"GET {PLAIN} answered {message['status']}")
+
+    for _ in range(n):
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "GET", "scheme": "http", "path": PLAIN,
+            "raw_path": PLAIN.encode(), "root_path": "", "query_string": b"",
+            "headers": headers, "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 8000), "state": dict(state),
+        }  # fmt: skip
+        await app(scope, receive, send)
 
 
 def report(path: str, results: dict[str, list[Sample]], args: Any) -> None:
@@ -373,12 +523,12 @@ def report(path: str, results: dict[str, list[Sample]], args: Any) -> None:
         )
 
 
-def memory(server: Server, args: Any) -> None:
+def memory(server: Server, args: Any, token: str) -> None:
     first = 10_000
-    load(server.port, "/bench/plain", 3600, args.connections, limit=first)
+    load(server.port, PLAIN, 3600, args.connections, limit=first, token=token)
     at_first = server.rss_mib()
     rest = max(args.memory_requests - first, 0)
-    load(server.port, "/bench/plain", 3600, args.connections, limit=rest)
+    load(server.port, PLAIN, 3600, args.connections, limit=rest, token=token)
     at_last = server.rss_mib()
     print(
         f"\nservice memory: {at_first:.1f} MiB after {first:,} requests,"

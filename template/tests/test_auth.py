@@ -11,13 +11,17 @@ import json
 import os
 import re
 import time
+from contextlib import suppress
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, WebSocket
+from loguru import logger
+from starlette.types import Message
+from starlette.websockets import WebSocketDisconnect
 
 from app import auth
 from app.__main__ import main
@@ -152,6 +156,179 @@ async def test_a_route_that_forgets_current_user_still_needs_a_token(
 
     assert anonymous.status_code == 401
     assert alice.json() == {"open": True}
+
+
+async def test_a_path_no_route_serves_under_the_api_needs_a_token_too(
+    settings: Settings,
+) -> None:
+    """The guard runs before routing: a caller without a token learns
+    nothing of which API paths exist."""
+    jwt_settings = settings_for(settings, "jwt")
+    async with client_for(notes_app(jwt_settings)) as client:
+        anonymous = await client.get("/api/v1/no-such-thing")
+        alice = await client.get(
+            "/api/v1/no-such-thing", headers=user_headers(jwt_settings)
+        )
+
+    assert (anonymous.status_code, alice.status_code) == (401, 404)
+
+
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each token PyJWT decodes (verifies), in order."""
+    tokens: list[str] = []
+    decode = jwt.decode
+
+    def counted(token: str, *args: Any, **kwargs: Any) -> Any:
+        tokens.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    return tokens
+
+
+async def test_a_verified_token_is_checked_again_only_once_it_has_expired(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, decoded: list[str]
+) -> None:
+    authenticator = Authenticator(settings_for(settings, "jwt"))
+    token = authenticator.mint(ALICE, minutes=5)
+
+    first = await authenticator.authenticate(token)
+    again = await authenticator.authenticate(token)
+    checks_while_valid = len(decoded)
+    expired = time.time() + min(5 * 60, auth.CHECKED_FOR) + 1
+    monkeypatch.setattr(time, "time", lambda: expired)
+    await authenticator.authenticate(token)
+
+    assert first is again
+    assert checks_while_valid == 1
+    assert len(decoded) == 2  # after `exp`, the token is verified again
+
+
+async def test_the_verified_tokens_remembered_are_bounded(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "CHECKED_TOKENS", 3)
+    authenticator = Authenticator(settings_for(settings, "jwt"))
+    tokens = [authenticator.mint(f"user-{n}") for n in range(5)]
+
+    for token in tokens:
+        await authenticator.authenticate(token)
+
+    assert list(authenticator.checked) == tokens[2:]
+
+
+async def test_a_request_without_a_token_logs_no_user_of_an_earlier_one(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The user id is bound to a request's own log lines, not to the next
+    request's on the same task (a test client runs them on one)."""
+    hello = APIRouter()
+
+    @hello.get("/hello")
+    async def say_hello() -> None:
+        logger.info("hello")
+
+    app_settings = settings_for(settings, "jwt", public_reads=True)
+    app = create_app(
+        app_settings, extra_plugins=[Plugin(name="hello", api_routers=[hello])]
+    )
+    async with client_for(app) as client:
+        await client.get("/api/v1/hello", headers=user_headers(app_settings))
+        await client.get("/api/v1/hello")
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    first, second = [line for line in lines if line["message"] == "hello"]
+    assert first["user_id"] == ALICE
+    assert "user_id" not in second
+    assert first["request_id"] != second["request_id"] != "-"
+
+
+async def test_a_websocket_under_the_api_needs_a_token_too(
+    settings: Settings,
+) -> None:
+    """Refused before the handshake (close code 1008) without a token."""
+    live = APIRouter()
+
+    @live.websocket("/live-notes")
+    async def live_notes(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close()
+
+    jwt_settings = settings_for(settings, "jwt")
+    app = create_app(
+        jwt_settings, extra_plugins=[Plugin(name="live", api_routers=[live])]
+    )
+
+    async def first_answer(headers: dict[str, str]) -> Message:
+        """What the app sends first on a WebSocket to /api/v1/live-notes."""
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "websocket.connect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+            if message["type"] == "websocket.accept":
+                raise WebSocketDisconnect  # the client hangs up
+
+        scope = {
+            "type": "websocket", "path": "/api/v1/live-notes",
+            "raw_path": b"/api/v1/live-notes", "root_path": "", "scheme": "ws",
+            "query_string": b"", "client": ("127.0.0.1", 4000),
+            "server": ("127.0.0.1", 80), "subprotocols": [],
+            "headers": [(b"host", b"test")]
+            + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+            "state": dict(state or {}), "asgi": {"version": "3.0"},
+        }  # fmt: skip
+        with suppress(WebSocketDisconnect):
+            await app(scope, receive, send)
+        return sent[0]
+
+    async with app.router.lifespan_context(app) as state:
+        anonymous = await first_answer({})
+        alice = await first_answer(user_headers(jwt_settings))
+
+    assert anonymous == {"type": "websocket.close", "code": 1008}
+    assert alice["type"] == "websocket.accept"
+
+
+async def test_a_token_remembered_is_checked_again_once_the_keys_change(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, decoded: list[str]
+) -> None:
+    authenticator = Authenticator(settings_for(settings, "jwt"))
+    token = authenticator.mint(ALICE)
+    await authenticator.authenticate(token)
+    await authenticator.authenticate(token)
+    # The identity provider's keys were fetched again (oidc).
+    monkeypatch.setattr(authenticator, "key_generation", lambda: 1)
+    await authenticator.authenticate(token)
+
+    assert len(decoded) == 2
+
+
+def test_the_openapi_document_asks_each_api_operation_for_a_token(
+    settings: Settings,
+) -> None:
+    def operations(document: dict[str, Any], api: bool) -> list[dict[str, Any]]:
+        return [
+            operation
+            for path, item in document["paths"].items()
+            if path.startswith("/api/v1/") == api
+            for operation in item.values()
+        ]
+
+    guarded = notes_app(settings_for(settings, "jwt")).openapi()
+    open_ = notes_app(settings_for(settings, "none")).openapi()
+
+    assert operations(guarded, api=True)
+    assert all(
+        op["security"] == [{"HTTPBearer": []}] for op in operations(guarded, True)
+    )
+    assert not any("security" in op for op in operations(guarded, api=False))
+    assert guarded["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert not any("security" in op for op in operations(open_, api=True))
+    assert "securitySchemes" not in open_.get("components", {})
 
 
 def test_the_walk_sees_the_routes_of_included_routers(settings: Settings) -> None:

@@ -31,7 +31,7 @@ def overhead(*args: str) -> tuple[str, set[str]]:
 def test_the_overhead_benchmark_runs_and_reports_every_server() -> None:
     output, rows = overhead("--memory-requests", "10500")
 
-    assert {"bare", "service", "traced"} <= rows
+    assert {"bare", "service", "jwt", "text", "traced"} <= rows
     assert "after 10,500" in output
 
 
@@ -39,3 +39,11 @@ def test_the_protocol_comparison_runs_and_reports_every_protocol() -> None:
     _, rows = overhead("--protocols")
 
     assert {"httptools", "bounded", "h11"} <= rows
+
+
+def test_the_layer_breakdown_runs_and_reports_every_layer() -> None:
+    output, rows = overhead("--layers", "--calls", "50")
+
+    assert {"bare", "routes", "+"} <= rows
+    for layer in ("API guard", "edge", "observability", "jwt check"):
+        assert f"+ {layer}" in output

@@ -96,6 +96,11 @@ async def test_text_a_database_cannot_store_answers_422_naming_the_field(
             headers={"content-type": "application/json"},
         )
         query = await client.get(NOTES, params={"limit": "5\x00"})
+        capitals = await client.post(
+            NOTES,
+            content=b'{"name": "a\\u0000b"}',
+            headers={"content-type": "Application/JSON"},
+        )
         # The same, as other bytes json.loads also reads.
         bodies = {
             "utf-16": '{"name": "a\\u0000b"}'.encode("utf-16-le"),
@@ -108,6 +113,7 @@ async def test_text_a_database_cannot_store_answers_422_naming_the_field(
         ]
 
     assert (nul.status_code, surrogate.status_code, query.status_code) == (422,) * 3
+    assert capitals.status_code == 422, capitals.text
     assert [e["field"] for e in nul.json()["errors"]] == ["body.name"]
     assert [e["field"] for e in surrogate.json()["errors"]] == ["body.tags.x"]
     assert [e["field"] for e in query.json()["errors"]] == ["query.limit"]

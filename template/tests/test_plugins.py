@@ -201,3 +201,48 @@ def test_a_settings_group_of_the_services_own_is_read_and_refused_in_one_line(
     line = describe_error(refused.value)
     assert line.startswith("invalid settings: PROBE_LIMIT:")
     assert "\n" not in line
+
+
+class Alias:
+    """Pure ASGI middleware: serves /api/latest/... as /api/v1/..."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/latest/"):
+            path = "/api/v1/" + scope["path"].removeprefix("/api/latest/")
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        await self.app(scope, receive, send)
+
+
+async def test_a_plugins_middleware_runs_before_the_apis_guard(
+    jwt_settings: Settings,
+) -> None:
+    """A path a plugin's middleware rewrites into /api/v1 is guarded too."""
+    aliases = Plugin(name="aliases", middleware=[Middleware(Alias)])
+    app = create_app(jwt_settings, extra_plugins=[LEDGER, aliases])
+
+    async with client_for(app) as client:
+        anonymous = await client.get("/api/latest/ledger")
+        alice = await client.get(
+            "/api/latest/ledger", headers=user_headers(jwt_settings)
+        )
+
+    assert (anonymous.status_code, alice.status_code) == (401, 200)
+
+
+async def test_a_plugin_value_named_as_the_states_own_is_refused(
+    jwt_settings: Settings,
+) -> None:
+    @asynccontextmanager
+    async def directory(_: Settings) -> AsyncIterator[Resources]:
+        yield Resources(values={"user_id": "someone"})
+
+    app = create_app(
+        jwt_settings, extra_plugins=[Plugin(name="users", lifespan=directory)]
+    )
+
+    with pytest.raises(ValueError, match="the state's own names: \\['user_id'\\]"):
+        async with app.router.lifespan_context(app):
+            pass

@@ -18,7 +18,7 @@ from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import internal_error_response
-from app.logging import AccessLog
+from app.logging import REQUEST_FIELDS, AccessLog
 from app.metrics import IN_PROGRESS, RequestMetrics
 from app.middleware.request_id import HEADER, incoming_request_id, new_request_id
 from app.telemetry import UNTRACED_PATHS, record_exception
@@ -58,18 +58,19 @@ class ObservabilityMiddleware:
         quiet = scope["path"] in UNTRACED_PATHS
         if not quiet:
             IN_PROGRESS.inc()
+        # Every log line of the request carries its id (app.logging).
+        fields = REQUEST_FIELDS.set({"request_id": request_id})
         try:
-            with logger.contextualize(request_id=request_id):
-                try:
-                    await self.app(scope, receive, send_with_id)
-                except Exception as error:
-                    logger.exception("unhandled error in {path}", path=scope["path"])
-                    record_exception(error)
-                    if response_started:
-                        raise
-                    response = internal_error_response(request_id)
-                    await response(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            logger.exception("unhandled error in {path}", path=scope["path"])
+            record_exception(error)
+            if response_started:
+                raise
+            response = internal_error_response(request_id)
+            await response(scope, receive, send_with_id)
         finally:
+            REQUEST_FIELDS.reset(fields)
             if not quiet:
                 IN_PROGRESS.dec()
                 seconds = time.perf_counter() - started
