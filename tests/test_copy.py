@@ -11,6 +11,7 @@ import yaml
 
 from tests.support import (
     DEFAULTS,
+    answer_sets,
     effective,
     git,
     interpreter,
@@ -153,12 +154,32 @@ def test_settings_carry_the_answers(copie: Any) -> None:
     assert 'description: str = "Back\\\\slash"' in settings
 
 
+# The copies that also run the service's slow tests, as its CI does (real
+# worker processes, Alembic's output through the gates, the benchmarks):
+# between them every broker, production database and Python. The others run
+# what an owner runs.
+SLOW_SUITES = {"default", "py311-postgresql-apache", "py313-sqlite-apache"}
+
+
+def test_the_slow_suites_cover_every_broker_database_and_python() -> None:
+    sets = answer_sets()
+    chosen = [effective(sets[name]) for name in SLOW_SUITES]
+    every = [effective(answers) for answers in sets.values()]
+    assert "default" in SLOW_SUITES  # its copy runs the benchmarks
+    for choice in ("broker", "production_database", "python_version"):
+        wanted = {answers[choice] for answers in every} - {"none"}
+        assert {answers[choice] for answers in chosen} >= wanted, choice
+
+
 @pytest.mark.slow
-def test_copy_passes_its_own_gates(copie: Any, answers: dict[str, Any]) -> None:
+def test_copy_passes_its_own_gates(
+    copie: Any, answers: dict[str, Any], request: pytest.FixtureRequest
+) -> None:
     project = copy(copie, answers)
+    slow = request.node.callspec.params["answers"] in SLOW_SUITES
 
     # The overhead benchmark runs in the default copy (see run_gates).
-    outputs = run_gates(project, answers, benchmark=answers == {})
+    outputs = run_gates(project, answers, slow=slow, benchmark=answers == {})
 
     assert "Success: no issues found" in outputs["mypy"]
 

@@ -366,7 +366,8 @@ def test_a_service_made_before_the_worker_switches_it_on_with_an_update(
     fresh = fresh_copy(repo, next_tag, expected, tmp_path / "fresh")
     assert template_files_differing(project, fresh, added=[]) == []
     # Its template files are a fresh copy's (whose gates and tests run in
-    # test_copy): the static gates, and the tests of the worker it gained.
+    # test_copy, on a real Redis among them): the static gates, and the fast
+    # tests of the worker it gained.
     run_gates(project, answers, after_update=True, tests=["tests/worker"])
 
 

@@ -11,6 +11,7 @@ instead of loguru's 30 µs per line on the request path.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -153,6 +154,25 @@ class AccessLog:
         self.second = -1
         self.prefix = ""
         self.colour = not self.json and stream.isatty()
+        # The loop whose next step flushes what was written (None: nothing due).
+        self.flush_due: asyncio.AbstractEventLoop | None = None
+
+    def flush_soon(self) -> None:
+        """Flush once the event loop's step ends: the lines of the requests
+        answered in one step leave in one write (a write is about 10 µs), and
+        none waits longer than that step. Without a running loop, at once."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.stream.flush()
+            return
+        if self.flush_due is not loop:
+            self.flush_due = loop
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_due = None
+        self.stream.flush()
 
     def timestamp(self) -> str:
         """Now, as ISO 8601 in UTC to the microsecond; the date and time to
@@ -187,7 +207,7 @@ class AccessLog:
             if self.colour:
                 stamp, message = f"\x1b[32m{stamp}\x1b[0m", f"\x1b[1m{message}\x1b[0m"
             self.stream.write(f"{stamp} INFO     access {request_id} - {message}\n")
-            self.stream.flush()
+            self.flush_soon()
             return
         span_context = trace.get_current_span().get_span_context()
         line: dict[str, Any] = {
@@ -211,7 +231,7 @@ class AccessLog:
             line["trace_id"] = f"{span_context.trace_id:032x}"
             line["span_id"] = f"{span_context.span_id:016x}"
         self.stream.write(orjson.dumps(line).decode() + "\n")
-        self.stream.flush()
+        self.flush_soon()
 
 
 _access_log: AccessLog | None = None

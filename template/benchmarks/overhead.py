@@ -497,6 +497,9 @@ async def calls(
             "server": ("127.0.0.1", 8000), "state": dict(state),
         }  # fmt: skip
         await app(scope, receive, send)
+        # Each request ends an event loop step, as over HTTP (where the
+        # access line is flushed).
+        await asyncio.sleep(0)
 
 
 def report(path: str, results: dict[str, list[Sample]], args: Any) -> None:

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# Each runs alembic and the gates in processes: `uv run pytest -m ""` runs them.
+pytestmark = pytest.mark.slow
+
 PROJECT = Path(__file__).resolve().parent.parent
 DOWN_REVISION = re.compile(r"^down_revision: .* = (.*)$", re.MULTILINE)
 

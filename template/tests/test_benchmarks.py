@@ -6,6 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Seconds each, in processes of their own: `uv run pytest -m ""` runs them.
+pytestmark = pytest.mark.slow
+
 PROJECT = Path(__file__).resolve().parent.parent
 SHORT = [
     "--seconds", "0.3", "--rounds", "1", "--warmup", "0.1", "--connections", "4",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -11,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import SessionDep
-from app.logging import configure_logging
+from app.logging import AccessLog, configure_logging
 from app.main import create_app
 from app.settings import Settings
 from tests.fixtures.client import client_for
@@ -111,6 +112,48 @@ async def test_each_request_writes_one_access_line(
     assert isinstance(line["duration_ms"], float)
     assert line["service"] == settings.service.name
     assert "trace_id" not in line  # tracing is off
+
+
+class CountedFlushes(io.StringIO):
+    """A stream that counts its flushes (each is a write to the pipe)."""
+
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+async def test_access_lines_of_one_loop_step_leave_in_one_flush(
+    settings: Settings,
+) -> None:
+    stream = CountedFlushes()
+    log = AccessLog(json_settings(settings), stream)
+    scope = {"method": "GET", "path": "/api/v1/notes", "client": ("10.0.0.1", 1)}
+
+    for request_id in ("a", "b", "c"):
+        log.write(scope, request_id, "/api/v1/notes", 200, 0.001)
+    due = stream.flushes
+    await asyncio.sleep(0)  # the step ends
+
+    assert due == 0
+    assert stream.flushes == 1
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["request_id"] for line in lines] == ["a", "b", "c"]
+    log.write(scope, "d", "/api/v1/notes", 200, 0.001)
+    await asyncio.sleep(0)
+    assert stream.flushes == 2  # and the next step's line has its own
+
+
+def test_an_access_line_written_outside_a_loop_is_flushed_at_once(
+    settings: Settings,
+) -> None:
+    stream = CountedFlushes()
+    log = AccessLog(json_settings(settings), stream)
+
+    log.write({"method": "GET", "path": "/", "client": None}, "a", "/", 200, 0.001)
+
+    assert stream.flushes == 1
 
 
 async def test_access_lines_can_be_turned_off(

@@ -251,6 +251,7 @@ def wait_for(url: str, seconds: float = 30) -> None:
     raise AssertionError(f"{url} did not answer in {seconds} s")
 
 
+@pytest.mark.slow
 def test_several_server_processes_report_together(tmp_path: Path) -> None:
     """SERVER_WORKERS=2: each process counts its own requests; the metrics
     port adds them up (prometheus-client's multiprocess mode)."""

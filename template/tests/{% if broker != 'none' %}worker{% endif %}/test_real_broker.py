@@ -36,6 +36,7 @@ BROKER_DSN = os.environ.get("TEST_BROKER_DSN", "")
 PROJECT = Path(__file__).resolve().parents[2]
 pytestmark = [
     pytest.mark.broker,
+    pytest.mark.slow,
     pytest.mark.skipif(not BROKER_DSN, reason="TEST_BROKER_DSN names no broker"),
 ]
 

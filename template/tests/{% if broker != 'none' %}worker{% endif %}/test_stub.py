@@ -23,6 +23,7 @@ from app.plugin import Plugin
 from app.worker import dead_letters, registry
 from app.worker.jobs import Jobs
 from app.worker.registry import task_name
+from app.worker.runtime import InProcessWorker, StartOnFirstMessage
 from tests.fixtures.client import client_and_state, client_for
 from tests.fixtures.identity import user_headers
 from tests.fixtures.otlp import http_collector
@@ -37,7 +38,8 @@ JOBS = "/api/v1/test-jobs"
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[tuple[AsyncClient, dramatiq.Broker]]:
-    """An app on a migrated SQLite file with its in-process worker running."""
+    """An app on a migrated SQLite file with its in-process worker (started
+    by the first task sent)."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
     settings = make_settings(
         url, database={"dsn": url, "migrate_on_start": True}, worker=FAST_RETRIES
@@ -67,6 +69,46 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10) 
 async def hits(client: AsyncClient, key: str) -> int:
     response = await client.get(f"{JOBS}/{key}")
     return int(response.json()["hits"]) if response.status_code == 200 else 0
+
+
+def in_process_worker(broker: dramatiq.Broker) -> InProcessWorker:
+    [starter] = [m for m in broker.middleware if isinstance(m, StartOnFirstMessage)]
+    return starter.worker
+
+
+async def test_the_in_process_worker_starts_with_the_first_message(
+    running: tuple[AsyncClient, dramatiq.Broker],
+) -> None:
+    client, broker = running
+    worker = in_process_worker(broker)
+    assert worker.worker is None  # an app that sends nothing runs no threads
+    # Its counters are there at 0 all the same (test_task_counters_...).
+    assert "dramatiq_messages_total" in (await client.get("/metrics")).text
+
+    assert (await client.post(f"{JOBS}/first")).status_code == 202
+
+    assert worker.worker is not None
+    await eventually(lambda: has_hits(client, "first"))
+
+
+async def test_a_worker_that_cannot_start_answers_503_not_202(
+    running: tuple[AsyncClient, dramatiq.Broker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, broker = running
+    worker = in_process_worker(broker)
+
+    def cannot_start() -> None:
+        raise RuntimeError("no threads left")
+
+    monkeypatch.setattr(worker, "start", cannot_start)
+    response = await client.post(f"{JOBS}/lost")
+
+    assert response.status_code == 503
+    assert all(queue.qsize() == 0 for queue in broker.queues.values())
+
+
+async def has_hits(client: AsyncClient, key: str) -> bool:
+    return await hits(client, key) == 1
 
 
 async def test_a_task_enqueued_by_a_route_runs_in_process(
@@ -324,6 +366,7 @@ def test_a_worker_process_finds_the_same_tasks_as_the_api() -> None:
     assert registry.task_modules(TEMPLATE_PLUGINS, []) == []
 
 
+@pytest.mark.slow
 def test_the_worker_command_sets_the_metrics_port_before_dramatiq_reads_it() -> None:
     """Dramatiq's Prometheus middleware reads WORKER_METRICS_PORT's value once,
     on import: `python -m app.worker` must not import it before `run` sets it."""

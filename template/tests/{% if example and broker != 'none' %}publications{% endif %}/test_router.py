@@ -159,6 +159,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
 
 
 @pytest.mark.broker
+@pytest.mark.slow
 @pytest.mark.skipif(
     not os.environ.get("TEST_BROKER_DSN"), reason="TEST_BROKER_DSN names no broker"
 )
