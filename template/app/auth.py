@@ -385,8 +385,9 @@ MaybeUser = Annotated[User | None, Depends(bearer)]
 Reader = Annotated[User | None, Depends(reader)]
 # The API's guard as a dependency, for a router of yours outside /api/v1
 # (FastAPI solves a dependency at about 20 µs a request: the API's guard is
-# app/middleware/api_guard.py instead). `token_user` is its name before v0.10.0.
+# app/middleware/api_guard.py instead).
 AUTHENTICATED = Depends(authenticated)
+# `bearer` under its name before v0.10.0.
 token_user = bearer
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import API_PREFIX
@@ -95,21 +96,19 @@ class ApiGuardMiddleware:
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
+        refusal: Response | None = None
         try:
             await authenticated(connection)
         except AppError as error:
+            refusal = app_error_response(connection, error)
+        if refusal is None and (errors := list(unstorable_in_url(scope))):
+            refusal = validation_error_response(connection, errors)
+        if refusal is not None:
             if scope["type"] == "websocket":
                 # Refused before the handshake completes (RFC 6455: a 403).
                 await send({"type": "websocket.close", "code": POLICY_VIOLATION})
-                return
-            await app_error_response(connection, error)(scope, receive, send)
-            return
-        errors = list(unstorable_in_url(scope))
-        if errors:
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": POLICY_VIOLATION})
-                return
-            await validation_error_response(connection, errors)(scope, receive, send)
+            else:
+                await refusal(scope, receive, send)
             return
         if (
             scope["type"] == "http"

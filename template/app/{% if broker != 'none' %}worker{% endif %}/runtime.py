@@ -149,8 +149,8 @@ async def broker_lifespan(settings: Settings) -> AsyncIterator[Resources]:
     (from the first message on)."""
     worker_settings = settings.worker
     in_process = worker_settings.uses_stub
-    metrics = InProcessMetrics()
-    extra = [WorkerDatabase(settings), metrics] if in_process else []
+    metrics = InProcessMetrics() if in_process else None
+    extra = [WorkerDatabase(settings), metrics] if metrics is not None else []
     broker = create_broker(worker_settings, extra_middleware=extra)
     worker: InProcessWorker | None = None
     if in_process:
