@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
+from app.routes import route_table
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -149,12 +151,9 @@ def internal_error_response(request_id: str | None) -> ProblemResponse:
 def allowed_methods(app: FastAPI, path: str) -> set[str]:
     """The methods of every route whose path matches (routers included)."""
     methods: set[str] = set()
-    for route in app.routes:
-        contexts = getattr(route, "effective_route_contexts", None)
-        for candidate in contexts() if contexts else [route]:
-            regex = getattr(candidate, "path_regex", None)
-            if regex is not None and regex.match(path):
-                methods |= set(getattr(candidate, "methods", None) or ())
+    for entry in route_table(app):
+        if entry.regex.match(path):
+            methods |= entry.methods
     return methods
 
 

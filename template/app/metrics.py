@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
@@ -35,6 +35,7 @@ from pydantic import SecretStr
 from sqlalchemy import event
 
 from app.errors import NotAuthenticated
+from app.routes import route_table
 from app.state import state_of
 from app.telemetry import UNTRACED_PATHS
 
@@ -223,45 +224,25 @@ class RequestMetrics:
 def full_templates(app: Any) -> dict[int, str]:
     """Route (or endpoint) id -> the route's full path template.
 
-    FastAPI keeps the routes of a router included in a router with their own
-    short path (`/{item_id}`) and puts that route object in the scope; the
-    included router knows the full template (`/api/v1/items/{item_id}`).
-    Starlette's routes put only their endpoint in the scope.
+    FastAPI puts the route object in the scope, and a route of a router
+    included in a router knows only its own short path (`/{item_id}`);
+    Starlette's routes put only their endpoint there.
     """
     templates: dict[int, str] = {}
-    for key, template, _ in routes_of(app):
-        templates.setdefault(key, template)
+    for entry in route_table(app):
+        templates.setdefault(id(entry.route), entry.template)
+        templates.setdefault(id(entry.endpoint), entry.template)
     return templates
-
-
-def routes_of(app: Any) -> Iterator[tuple[int, str, frozenset[str]]]:
-    """(route or endpoint id, full path template, methods) for each route."""
-    for route in getattr(app, "routes", ()):
-        contexts = getattr(route, "effective_route_contexts", None)
-        if contexts is None:
-            endpoint, path = getattr(route, "endpoint", None), getattr(
-                route, "path", None
-            )
-            if endpoint is not None and path is not None:
-                methods = getattr(route, "methods", None) or ()
-                yield id(endpoint), path, frozenset(methods)
-            continue
-        for context in contexts():
-            original = getattr(context, "original_route", None)
-            template = getattr(context, "path_format", None)
-            if original is not None and template:
-                methods = getattr(original, "methods", None) or ()
-                yield id(original), template, frozenset(methods)
 
 
 def count_from_zero(app: Any) -> None:
     """Create the request counters of every route the app has now, at 0."""
-    for _, template, methods in routes_of(app):
-        if template in UNTRACED_PATHS:
+    for entry in route_table(app):
+        if entry.template in UNTRACED_PATHS:
             continue
-        for method in methods & METHODS:
+        for method in entry.methods & METHODS:
             for status in STATUS_CLASSES:
-                REQUESTS.labels(method, template, status)
+                REQUESTS.labels(method, entry.template, status)
 
 
 def instrument_pool(engine: AsyncEngine, settings: Settings) -> None:

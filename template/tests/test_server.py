@@ -44,10 +44,11 @@ async def slow() -> dict[str, bool]:
     return {"ok": True}
 
 
-@pytest.fixture
-async def port(tmp_path: Path) -> AsyncIterator[int]:
-    """The service on uvicorn with tight bounds, as `python -m app serve` runs."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+@pytest.fixture(scope="module")
+async def port(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[int]:
+    """The service on uvicorn with tight bounds, as `python -m app serve` runs
+    (one for the module: each test opens connections of its own)."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('server') / 'app.db'}"
     settings = make_settings(url, database={"dsn": url, "migrate_on_start": True})
     app = create_app(settings)
     app.include_router(slow_router)

@@ -1,0 +1,85 @@
+"""app/routes.py reads how FastAPI holds included routers (not a public API):
+these tests pin that reading against what FastAPI itself publishes, so a
+FastAPI upgrade that changes the shape fails here, saying where."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import APIRouter, FastAPI, WebSocket
+
+from app.plugin import Plugin
+from app.routes import route_table
+from app.settings import Settings
+from tests.fixtures.client import client_for
+from tests.fixtures.identity import user_headers
+from tests.fixtures.probe import NOTE_ROUTE, NOTES, notes_app
+
+pytestmark = pytest.mark.anyio
+
+
+def nested_app(settings: Settings) -> FastAPI:
+    """Routers two deep, a parameter in an inclusion's prefix, a WebSocket."""
+    inner = APIRouter(prefix="/inner")
+
+    @inner.put("/{thing_id:int}")
+    async def put_thing(thing_id: int) -> dict[str, int]:
+        return {"id": thing_id}
+
+    @inner.get("/{thing_id:int}", include_in_schema=False)
+    async def get_thing(thing_id: int) -> dict[str, int]:
+        return {"id": thing_id}
+
+    @inner.websocket("/feed")
+    async def feed(websocket: WebSocket) -> None:
+        await websocket.close()
+
+    outer = APIRouter(prefix="/outer")
+    outer.include_router(inner, prefix="/orgs/{org_id}")
+    return notes_app(settings, plugins=[Plugin(name="nested", api_routers=[outer])])
+
+
+def test_the_table_has_the_openapi_document_s_paths_and_methods(
+    settings: Settings,
+) -> None:
+    app = nested_app(settings)
+    table = {
+        (entry.template, method.lower())
+        for entry in route_table(app)
+        for method in entry.methods - {"HEAD"}
+    }
+    document = app.openapi()["paths"]
+
+    documented = {(path, method) for path, item in document.items() for method in item}
+    assert documented <= table
+    thing = "/api/v1/outer/orgs/{org_id}/inner/{thing_id}"
+    assert {
+        (thing, "put"),
+        (thing, "get"),
+        (NOTES, "post"),
+        (NOTE_ROUTE, "delete"),
+    } <= table
+    assert "/api/v1/outer/orgs/{org_id}/inner/feed" in {
+        entry.template for entry in route_table(app)
+    }
+
+
+async def test_each_entry_matches_the_paths_fastapi_routes_to_it(
+    settings: Settings,
+) -> None:
+    app = nested_app(settings)
+    entries = {entry.endpoint.__name__: entry for entry in route_table(app)}
+    path = app.url_path_for("put_thing", org_id=3, thing_id=4)
+
+    async with client_for(app, headers=user_headers(settings)) as client:
+        answer = await client.put(path)
+        refused = await client.delete(path)
+
+    assert path == "/api/v1/outer/orgs/3/inner/4"
+    assert entries["put_thing"].regex.fullmatch(path)
+    assert entries["put_thing"].template.replace("{org_id}", "3") == (
+        "/api/v1/outer/orgs/3/inner/{thing_id}"
+    )
+    assert answer.status_code == 200, answer.text
+    # The 405 names the methods of every route at that path (from the table).
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "GET, PUT"
