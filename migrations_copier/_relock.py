@@ -61,6 +61,30 @@ def missing_python(uv: str) -> str | None:
     return "(see .python-version)"
 
 
+def python_missing_here(uv: str) -> str | None:
+    """The Python the service asks for, when uv finds none and cannot
+    download it either (offline, or downloads off): asked before `uv lock`,
+    whose own attempt would print several lines after several retries."""
+    wanted = missing_python(uv)
+    if wanted is None:
+        return None
+    installed = subprocess.run(
+        [uv, "python", "install", wanted],
+        capture_output=True,
+        env={**os.environ, "UV_HTTP_RETRIES": "0"},
+        check=False,
+    )
+    return wanted if installed.returncode != 0 else None
+
+
+def missing_python_message(wanted: str) -> str:
+    return (
+        f"Python {wanted} (the python_version answer) was not found, so"
+        " uv.lock was not written: install it, or choose a Python you"
+        " have with --data python_version=3.X, then run: uv lock"
+    )
+
+
 def scratch_render() -> bool:
     """Whether this is one of copier's temporary renders of an update: the
     service itself is in a git repository (copier updates no other), they
@@ -105,14 +129,12 @@ def main() -> int:
         )
         if cached.returncode == 0:
             return 0
+    if (wanted := python_missing_here(uv)) is not None:
+        return fail(missing_python_message(wanted))
     locked = subprocess.run([uv, "lock", "--quiet"], check=False)
     if locked.returncode != 0:
         if (wanted := missing_python(uv)) is not None:
-            return fail(
-                f"Python {wanted} (the python_version answer) was not found, so"
-                " uv.lock was not written: install it, or choose a Python you"
-                " have with --data python_version=3.X, then run: uv lock"
-            )
+            return fail(missing_python_message(wanted))
         return fail(
             f"uv lock exited {locked.returncode} (its message is above), so"
             " uv.lock is not up to date: fix the cause, then run: uv lock"

@@ -725,7 +725,12 @@ def test_every_update_ends_by_rebuilding_a_conflicted_lock() -> None:
     assert "version" not in last  # copier runs it on every update
     assert STAGE.search(last["when"]).group(1) == "after"  # type: ignore[union-attr]
     assert last["command"] == relock
-    assert config["_tasks"][-1]["command"] == relock  # and after a copy
+    # And after a copy, before the first commit (which holds the lock), made
+    # only by a copy.
+    first, committed = config["_tasks"]
+    assert first["command"] == relock
+    assert committed["command"][1].endswith("/migrations_copier/_first_commit.py")
+    assert committed["when"] == "{{ _copier_operation == 'copy' }}"
 
 
 def wired_script(entry: dict[str, Any]) -> tuple[str, str]:

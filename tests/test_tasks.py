@@ -4,14 +4,17 @@ request all the same)."""
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import git, run, tool_env
+from tests.support import ROOT, git, run, tool_env
 from tests.template_repo import recorded_releases
 
+BIN = Path(sys.executable).parent
 # A package index that refuses every connection: the registry is down.
 INDEX_DOWN = {
     "UV_DEFAULT_INDEX": "http://127.0.0.1:9/simple",
@@ -36,6 +39,87 @@ def test_a_copy_whose_lock_fails_exits_non_zero_and_says_why(tmp_path: Path) -> 
     assert "run: uv lock" in result.output
 
 
+def user_env(path: str, **extra: str) -> dict[str, str]:
+    """A user's shell: uv may download Pythons (it is offline here), `path`
+    is where it finds interpreters; copier and uv run from this venv."""
+    env = tool_env(**extra)
+    env.pop("UV_PYTHON_DOWNLOADS", None)
+    env["PATH"] = path
+    return env
+
+
+def found_pythons(env: dict[str, str]) -> set[str]:
+    listed = run(
+        [str(BIN / "uv"), "python", "list", "--only-installed", "--output-format",
+         "json"],
+        Path.cwd(),
+        env,
+    ).check()  # fmt: skip
+    return {
+        "{major}.{minor}".format(**entry["version_parts"])
+        for entry in json.loads(listed.output[listed.output.index("[") :])
+    }
+
+
+def test_a_copy_for_a_python_not_here_fails_at_once_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """Not after uv's own download attempt (several lines, several retries)."""
+    env = user_env("/usr/bin:/bin", UV_HTTP_RETRIES="0")
+    absent = [v for v in ("3.13", "3.12", "3.11") if v not in found_pythons(env)]
+    assert absent, "every supported Python is on /usr/bin: nothing to ask for"
+    started = time.monotonic()
+
+    result = run(
+        [str(BIN / "copier"), "copy", "--trust", "--defaults", "--vcs-ref", "HEAD",
+         "--data", f"python_version={absent[0]}", str(ROOT),
+         str(tmp_path / "service")],
+        tmp_path,
+        env,
+    )  # fmt: skip
+
+    assert result.returncode != 0, result.output
+    said = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert said == [
+        f"error: Python {absent[0]} (the python_version answer) was not found, so"
+        " uv.lock was not written: install it, or choose a Python you have with"
+        " --data python_version=3.X, then run: uv lock (or fix it and run the"
+        " copy again)"
+    ], result.output
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "service").exists()
+
+
+@pytest.mark.slow
+def test_a_copy_with_the_defaults_runs_on_a_python_here_and_is_committed(
+    tmp_path: Path,
+) -> None:
+    """`--defaults` picks a Python uv finds (3.12 first), so the lock is
+    written without a download; the service is a git repository whose first
+    commit holds everything, the answers included, as `copier update` and
+    pre-commit need."""
+    env = user_env("/usr/bin:/bin")
+    service = tmp_path / "service"
+
+    run(
+        [str(BIN / "copier"), "copy", "--trust", "--defaults", "--vcs-ref", "HEAD",
+         f"file://{ROOT}/.git", str(service)],
+        tmp_path,
+        env,
+    ).check()  # fmt: skip
+
+    chosen = (service / ".python-version").read_text().strip()
+    assert chosen in found_pythons(env)
+    assert (service / "uv.lock").is_file()
+    log = git(service, "log", "--format=%s")
+    assert log.startswith("Create example-service from prodstarter-fastapi")
+    assert len(log.splitlines()) == 1
+    assert git(service, "status", "--porcelain") == ""
+    assert "uv.lock" in git(service, "ls-files")
+    check = run([str(BIN / "copier"), "check-update"], service, env)
+    assert check.returncode == 0, check.output
+
+
 @pytest.mark.slow
 def test_an_update_whose_lock_fails_exits_non_zero_and_says_why(
     template_repo: tuple[Path, str], tmp_path: Path
@@ -51,7 +135,7 @@ def test_an_update_whose_lock_fails_exits_non_zero_and_says_why(
     ).check()  # fmt: skip
     git(project, "init", "--quiet", "--initial-branch=main")
     git(project, "add", "--all")
-    git(project, "commit", "--quiet", "-m", "copy")
+    git(project, "commit", "--quiet", "--allow-empty", "-m", "copy")
 
     result = run(
         ["copier", "update", "--trust", "--defaults", "--skip-answered",

@@ -31,7 +31,9 @@ from tests.test_delivery import build_without_kustomize, kustomize_command
 from tests.test_quickstart import free_port, running, wait_for
 
 TUTORIAL = ROOT / "TUTORIAL.md"
-TEMPLATE_URL = "gh:example/prodstarter-fastapi"
+TEMPLATE_URL = "https://github.com/example/prodstarter-fastapi.git"
+# What tutorials before v0.13.0 named the template by (copier's shorthand).
+OLD_TEMPLATE_URL = "gh:example/prodstarter-fastapi"
 SERVICE_ADDRESS = "127.0.0.1:8000"
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 SHELL_KINDS = {
@@ -207,9 +209,9 @@ class Reader:
                     self.check_cluster(block)
 
     def shell(self, block: Block, address: str = "") -> str:
-        body = block.body.replace(
-            TEMPLATE_URL, f"{shlex.quote(str(self.repo))} --vcs-ref {self.copy_ref}"
-        )
+        source = f"{shlex.quote(f'file://{self.repo}/.git')} --vcs-ref {self.copy_ref}"
+        body = block.body.replace(TEMPLATE_URL, source)
+        body = body.replace(OLD_TEMPLATE_URL, source)
         if self.update_ref:
             body = re.sub(
                 r"^(.*\bcopier update\b.*)$",

@@ -20,6 +20,8 @@ from starlette.responses import JSONResponse
 from app.routes import route_table
 
 PROBLEM_JSON = "application/problem+json"
+# Bodies FastAPI reads as forms: their fields are validated one by one.
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class Problem(BaseModel):
@@ -219,6 +221,34 @@ def validation_error_response(
     )
 
 
+def body_not_json(request: Request, errors: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a JSON body was expected and another type sent (FastAPI then
+    reads no JSON, and the body fails as "not a valid dictionary")."""
+    kind = (request.headers.get("content-type") or "").lower()
+    if not kind or "json" in kind or kind.startswith(FORMS):
+        return False
+    return any(tuple(error["loc"]) == ("body",) for error in errors)
+
+
+def readable(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """The errors, with JSON that cannot be parsed said where: FastAPI puts
+    the character's position in the field path (`body.8`)."""
+    errors = []
+    for error in exc.errors():
+        if error.get("type") == "json_invalid" and isinstance(exc.body, str):
+            position = error["loc"][-1]
+            line = exc.body.count("\n", 0, position) + 1
+            column = position - exc.body.rfind("\n", 0, position)
+            reason = error.get("ctx", {}).get("error", "JSON decode error")
+            error = {
+                **error,
+                "loc": ("body",),
+                "msg": f"invalid JSON at line {line}, column {column}: {reason}",
+            }
+        errors.append(error)
+    return errors
+
+
 def register_exception_handlers(app: FastAPI) -> None:
     """Render domain, HTTP and validation errors as problem+json."""
 
@@ -270,4 +300,11 @@ def register_exception_handlers(app: FastAPI) -> None:
     async def validation_error(
         request: Request, exc: RequestValidationError
     ) -> ProblemResponse:
-        return validation_error_response(request, exc.errors())
+        if body_not_json(request, exc.errors()):
+            return problem(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                "the body must be JSON: send it with Content-Type: application/json",
+                request_id=request_id_of(request),
+                instance=request.url.path,
+            )
+        return validation_error_response(request, readable(exc))

@@ -5,6 +5,8 @@ alembic is imported only when a migration runs: it costs ~0.4 s of start-up.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,7 +48,30 @@ def upgrade(database_url: str, revision: str = "heads") -> None:
     ):
         # A SQLite file's folder (var/ on the embedded default) may not exist yet.
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        with one_at_a_time(Path(f"{url.database}.migrate-lock")):
+            command.upgrade(alembic_config(database_url), revision)
+        return
     command.upgrade(alembic_config(database_url), revision)
+
+
+@contextmanager
+def one_at_a_time(lock_file: Path) -> Iterator[None]:
+    """Processes that start together (SERVER_WORKERS > 1, each migrating at
+    start-up) upgrade a SQLite file one after the other: the later ones find
+    the work done, instead of applying a revision a second time. (A lock on
+    the file's side: SQLite's own locks last one transaction, and a revision
+    may take several.) Without fcntl (Windows), no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def downgrade(database_url: str, revision: str) -> None:

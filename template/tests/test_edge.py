@@ -148,6 +148,9 @@ async def test_an_oversized_body_answers_413(tmp_path: Path) -> None:
 
     assert declared.status_code == 413
     assert declared.headers["content-type"] == "application/problem+json"
+    # The same members as every other problem.
+    assert declared.json()["instance"] == NOTES
+    assert chunked.json()["instance"] == NOTES
     # No Content-Length: refused as soon as the stream passes the limit.
     assert chunked.status_code == 413
     assert chunked.json()["detail"] == "the request body is larger than 2048 bytes"

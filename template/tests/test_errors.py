@@ -46,6 +46,34 @@ async def test_validation_errors_name_the_field_paths(client: AsyncClient) -> No
     assert fields == {"body.name", "body.description"}
 
 
+async def test_malformed_json_says_where_it_breaks(client: AsyncClient) -> None:
+    response = await client.post(
+        NOTES,
+        content=b'{"name": "a",\n "description": }',
+        headers={"content-type": "application/json"},
+    )
+
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["field"] == "body"
+    assert error["type"] == "json_invalid"
+    assert error["message"] == ("invalid JSON at line 2, column 17: Expecting value")
+
+
+async def test_a_body_that_is_not_json_answers_415(client: AsyncClient) -> None:
+    response = await client.post(
+        NOTES, content=b"name=a", headers={"content-type": "text/plain"}
+    )
+
+    assert response.status_code == 415
+    body = response.json()
+    assert body["detail"] == (
+        "the body must be JSON: send it with Content-Type: application/json"
+    )
+    assert body["instance"] == NOTES
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
 async def test_unhandled_error_is_a_500_without_internals(settings: Settings) -> None:
     app = create_app(settings)
     stream = io.StringIO()

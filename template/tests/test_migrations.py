@@ -5,6 +5,8 @@ migrations/versions after the service's own head and passes its gates."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -95,3 +97,27 @@ async def test_upgrade_creates_the_folder_of_a_new_sqlite_file(tmp_path: Path) -
 
     assert database.is_file()
     assert await tables(url) == set(metadata.tables) | TEMPLATE_TABLES
+
+
+def test_processes_starting_together_migrate_a_sqlite_file_once(
+    tmp_path: Path,
+) -> None:
+    """SERVER_WORKERS=2 on the embedded default: each process migrates at
+    start-up; the second waits for the first, then finds nothing to do."""
+    for attempt in range(3):
+        url = f"sqlite+aiosqlite:///{tmp_path / f'together-{attempt}.db'}"
+        script = (
+            "import sys; from app import migrations; " "migrations.upgrade(sys.argv[1])"
+        )
+        starts = [
+            subprocess.Popen(  # noqa: S603 - this interpreter, our own code
+                [sys.executable, "-c", script, url],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [process.communicate(timeout=120)[0] for process in starts]
+
+        assert [process.returncode for process in starts] == [0, 0], outputs

@@ -37,5 +37,5 @@ def include_api(app: FastAPI, routers: Iterable[APIRouter]) -> None:
         app.include_router(
             router,
             prefix=API_PREFIX,
-            responses=problem_responses(400, 401, 413, 422, 503),
+            responses=problem_responses(400, 401, 413, 415, 422, 503),
         )

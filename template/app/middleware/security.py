@@ -95,6 +95,7 @@ class SecurityMiddleware:
                 HTTPStatus.BAD_REQUEST,
                 "a request has one Host header",
                 request_id=scope.get("state", {}).get("request_id"),
+                instance=scope["path"],
             )
         elif not (
             self.any_host or scope["path"] in UNTRACED_PATHS or self.host_allowed(host)
@@ -103,12 +104,14 @@ class SecurityMiddleware:
                 HTTPStatus.BAD_REQUEST,
                 "this host is not served",
                 request_id=scope.get("state", {}).get("request_id"),
+                instance=scope["path"],
             )
         if refusal is None and length is not None and length > self.max_body:
             refusal = problem(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 f"the request body is larger than {self.max_body} bytes",
                 request_id=scope.get("state", {}).get("request_id"),
+                instance=scope["path"],
             )
         if refusal is not None:
             await refusal(scope, receive, send_with_headers)
