@@ -189,8 +189,10 @@ def test_pre_commit_hooks_run_offline_from_the_lock(copie: Any) -> None:
     project = copy(copie, {})
     env = tool_env(interpreter(DEFAULTS["python_version"]))
     run(["uv", "sync", "--locked"], project, env).check()
-    git(project, "init", "--quiet")
-    git(project, "add", "--all")
+    # The copy is a git repository already: the hooks install at once.
+    installed = run(["uv", "run", "--frozen", "pre-commit", "install"], project, env)
+    assert installed.returncode == 0, installed.output
+    assert (project / ".git" / "hooks" / "pre-commit").is_file()
     hooks = ["uv", "run", "--frozen", "pre-commit", "run", "--all-files"]
 
     clean = run(hooks, project, env)

@@ -2,8 +2,10 @@
 
 New revisions (`alembic revision`, with or without --autogenerate) go to
 migrations/versions, after every head of yours there (several heads are
-merged by the new revision); the template's branch in migrations/template
-is never their parent, and its tables are never compared.
+merged by the new revision), numbered after yours (0004, then 0005; files
+`YYYYMMDD_NNNN_message.py`, alembic.ini's file_template); the template's
+branch in migrations/template is never their parent, and its tables are
+never compared.
 """
 
 from __future__ import annotations
@@ -61,6 +63,23 @@ def service_heads(script: ScriptDirectory) -> tuple[str, ...]:
     )
 
 
+def next_service_id(script: ScriptDirectory) -> str:
+    """The id of a new revision of the service's: the next four-digit number
+    (0001, 0002...), as the template's own are numbered (template_0001), not
+    Alembic's random hex. Two pull requests that each add 0005 meet as
+    "Revision 0005 is present more than once": renumber the later one (its
+    file name, `revision` and the next one's `down_revision`)."""
+    folder = service_versions(script).resolve()
+    numbers = [
+        int(revision.revision[:4])
+        for revision in script.walk_revisions()
+        if revision.path is not None
+        and Path(revision.path).resolve().parent == folder
+        and revision.revision[:4].isdigit()
+    ]
+    return f"{max(numbers, default=0) + 1:04d}"
+
+
 def place_new_revisions(_: object, revision: object, directives: list[Any]) -> None:
     """A new revision of the service's: in migrations/versions, after the
     service's own heads (a new base when there are none yet), unless the
@@ -75,6 +94,8 @@ def place_new_revisions(_: object, revision: object, directives: list[Any]) -> N
             heads = service_heads(script)
             # Alembic takes several heads here (a merge) though it types one.
             directive.head = heads if len(heads) > 1 else (heads or ("base",))[0]  # type: ignore[assignment]
+        if not getattr(config.cmd_opts, "rev_id", None):
+            directive.rev_id = next_service_id(script)
 
 
 def options() -> dict[str, Any]:
