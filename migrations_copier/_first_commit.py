@@ -31,18 +31,18 @@ def main(author_name: str, author_email: str, message: str) -> int:
     if git("rev-parse", "--is-inside-work-tree").returncode == 0:
         print("inside a git repository already: commit the new service there")
         return 0
-    if git("init", "--quiet", "--initial-branch=main").returncode != 0:
+    # The owner's init.defaultBranch if they chose one, else main.
+    if git("config", "init.defaultBranch").stdout.strip():
+        git("init", "--quiet")
+    elif git("init", "--quiet", "--initial-branch=main").returncode != 0:
         git("init", "--quiet")  # git before 2.28
         git("symbolic-ref", "HEAD", "refs/heads/main")
     git("add", "--all")
-    identity = []
+    identity: list[str] = []
+    if not git("config", "user.name").stdout.strip():
+        identity += ["-c", f"user.name={author_name}"]
     if not git("config", "user.email").stdout.strip():
-        identity = [
-            "-c",
-            f"user.name={author_name}",
-            "-c",
-            f"user.email={author_email}",
-        ]
+        identity += ["-c", f"user.email={author_email}"]
     committed = git(*identity, "commit", "--quiet", "--no-verify", "-m", message)
     if committed.returncode != 0:
         print(f"the first commit failed ({committed.stderr.strip()}): commit by hand")

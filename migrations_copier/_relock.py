@@ -61,22 +61,6 @@ def missing_python(uv: str) -> str | None:
     return "(see .python-version)"
 
 
-def python_missing_here(uv: str) -> str | None:
-    """The Python the service asks for, when uv finds none and cannot
-    download it either (offline, or downloads off): asked before `uv lock`,
-    whose own attempt would print several lines after several retries."""
-    wanted = missing_python(uv)
-    if wanted is None:
-        return None
-    installed = subprocess.run(
-        [uv, "python", "install", wanted],
-        capture_output=True,
-        env={**os.environ, "UV_HTTP_RETRIES": "0"},
-        check=False,
-    )
-    return wanted if installed.returncode != 0 else None
-
-
 def missing_python_message(wanted: str) -> str:
     return (
         f"Python {wanted} (the python_version answer) was not found, so"
@@ -129,16 +113,35 @@ def main() -> int:
         )
         if cached.returncode == 0:
             return 0
-    if (wanted := python_missing_here(uv)) is not None:
-        return fail(missing_python_message(wanted))
+    if (wanted := missing_python(uv)) is not None:
+        # uv downloads the Python where the user lets it (UV_PYTHON_DOWNLOADS);
+        # offline, one try, and one line from us rather than its retries.
+        tried = subprocess.run(
+            [uv, "lock", "--quiet"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "UV_HTTP_RETRIES": "0"},
+            check=False,
+        )
+        if tried.returncode == 0:
+            return relocked(rebuilt)
+        if missing_python(uv) is not None:
+            return fail(missing_python_message(wanted))
+        print(tried.stderr, end="", file=sys.stderr)  # got the Python, then failed
+        return fail(
+            f"uv lock exited {tried.returncode} (its message is above), so"
+            " uv.lock is not up to date: fix the cause, then run: uv lock"
+        )
     locked = subprocess.run([uv, "lock", "--quiet"], check=False)
     if locked.returncode != 0:
-        if (wanted := missing_python(uv)) is not None:
-            return fail(missing_python_message(wanted))
         return fail(
             f"uv lock exited {locked.returncode} (its message is above), so"
             " uv.lock is not up to date: fix the cause, then run: uv lock"
         )
+    return relocked(rebuilt)
+
+
+def relocked(rebuilt: bool) -> int:
     if rebuilt:
         subprocess.run(["git", "add", "uv.lock"], check=False)
         print(

@@ -150,7 +150,8 @@ def test_quickstart_generates_and_starts_a_service(
     service = repo.parent / "my-service"
     assert (service / "var" / "app.db").is_file()
     # The service can take updates from its first minute.
-    assert "my-service" not in git(service, "status", "--porcelain")
+    assert git(service, "log", "--format=%s").startswith("Create my-service")
+    assert git(service, "status", "--porcelain") == ""
     copier = str(Path(sys.executable).parent / "copier")
     checked = run([copier, "check-update"], service, env)
     assert checked.returncode == 0, checked.output

@@ -64,8 +64,14 @@ def found_pythons(env: dict[str, str]) -> set[str]:
 def test_a_copy_for_a_python_not_here_fails_at_once_in_one_line(
     tmp_path: Path,
 ) -> None:
-    """Not after uv's own download attempt (several lines, several retries)."""
-    env = user_env("/usr/bin:/bin", UV_HTTP_RETRIES="0")
+    """Not after uv's own download retries and their lines. Offline for
+    sure (a proxy that refuses every connection), and no Python uv manages."""
+    env = user_env(
+        "/usr/bin:/bin",
+        UV_PYTHON_INSTALL_DIR=str(tmp_path / "no-managed-pythons"),
+        HTTPS_PROXY="http://127.0.0.1:9",
+        HTTP_PROXY="http://127.0.0.1:9",
+    )
     absent = [v for v in ("3.13", "3.12", "3.11") if v not in found_pythons(env)]
     assert absent, "every supported Python is on /usr/bin: nothing to ask for"
     started = time.monotonic()
@@ -181,3 +187,53 @@ def test_copiers_scratch_renders_lock_from_the_cache_and_the_service_does_not(
     assert "pyyaml" in (scratch / "uv.lock").read_text()
     assert online.returncode == 1, online.output
     assert "uv.lock is not up to date" in online.output
+
+
+FIRST_COMMIT = ROOT / "migrations_copier" / "_first_commit.py"
+
+
+def first_commit(folder: Path, home: Path) -> str:
+    """The copy's task, run where git has no identity of the user's."""
+    env = tool_env(HOME=str(home), GIT_CONFIG_NOSYSTEM="1")
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
+                 "GIT_COMMITTER_EMAIL", "GIT_CONFIG_GLOBAL"):  # fmt: skip
+        env.pop(name, None)
+    return run(
+        [sys.executable, str(FIRST_COMMIT), "Payments Team", "pay@example.com",
+         "Create payments-api from prodstarter-fastapi v0.12.0"],
+        folder,
+        env,
+    ).check().output  # fmt: skip
+
+
+def test_the_first_commit_takes_the_answers_author_without_a_git_identity(
+    tmp_path: Path,
+) -> None:
+    service, home = tmp_path / "service", tmp_path / "home"
+    service.mkdir()
+    home.mkdir()
+    (service / "README.md").write_text("# Payments API\n")
+
+    said = first_commit(service, home)
+
+    assert "first commit: Create payments-api" in said
+    log = git(service, "log", "--format=%an <%ae> %s")
+    assert log.strip() == (
+        "Payments Team <pay@example.com> Create payments-api from"
+        " prodstarter-fastapi v0.12.0"
+    )
+    assert git(service, "status", "--porcelain") == ""
+
+
+def test_a_copy_inside_a_repository_is_left_to_its_owner(tmp_path: Path) -> None:
+    monorepo, home = tmp_path / "monorepo", tmp_path / "home"
+    service = monorepo / "services" / "payments"
+    service.mkdir(parents=True)
+    home.mkdir()
+    git(monorepo, "init", "--quiet")
+    (service / "README.md").write_text("# Payments API\n")
+
+    said = first_commit(service, home)
+
+    assert "inside a git repository already" in said
+    assert not (service / ".git").exists()

@@ -32,7 +32,7 @@ from tests.test_quickstart import free_port, running, wait_for
 
 TUTORIAL = ROOT / "TUTORIAL.md"
 TEMPLATE_URL = "https://github.com/example/prodstarter-fastapi.git"
-# What tutorials before v0.13.0 named the template by (copier's shorthand).
+# What tutorials before v0.12.0 named the template by (copier's shorthand).
 OLD_TEMPLATE_URL = "gh:example/prodstarter-fastapi"
 SERVICE_ADDRESS = "127.0.0.1:8000"
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)

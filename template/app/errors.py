@@ -20,8 +20,6 @@ from starlette.responses import JSONResponse
 from app.routes import route_table
 
 PROBLEM_JSON = "application/problem+json"
-# Bodies FastAPI reads as forms: their fields are validated one by one.
-FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class Problem(BaseModel):
@@ -150,6 +148,15 @@ def internal_error_response(request_id: str | None) -> ProblemResponse:
     )
 
 
+def route_path(request: HTTPConnection) -> str:
+    """The path as the routes see it: below the root path (a proxy's
+    prefix, `--root-path`), which the URL's path includes."""
+    path, root = request.url.path, request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path
+
+
 def allowed_methods(app: FastAPI, path: str) -> set[str]:
     """The methods of every route whose path matches (routers included)."""
     methods: set[str] = set()
@@ -222,12 +229,23 @@ def validation_error_response(
 
 
 def body_not_json(request: Request, errors: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether a JSON body was expected and another type sent (FastAPI then
-    reads no JSON, and the body fails as "not a valid dictionary")."""
-    kind = (request.headers.get("content-type") or "").lower()
-    if not kind or "json" in kind or kind.startswith(FORMS):
+    """Whether a route that reads one JSON body got a body of another type
+    (or none declared): FastAPI then parses no JSON, and the whole body fails
+    as "not a valid dictionary". (A body left out is a 422 "missing".)"""
+    if is_json_media(request.headers.get("content-type")):
         return False
-    return any(tuple(error["loc"]) == ("body",) for error in errors)
+    return any(
+        tuple(error["loc"]) == ("body",) and error.get("type") != "missing"
+        for error in errors
+    )
+
+
+def is_json_media(content_type: str | None) -> bool:
+    """As FastAPI decides whether to parse a body as JSON."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def readable(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -265,11 +283,12 @@ def register_exception_handlers(app: FastAPI) -> None:
         request: Request, exc: StarletteHTTPException
     ) -> ProblemResponse:
         headers = dict(exc.headers or {})
-        if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
-            # Starlette names only the first matching route's methods.
-            headers["Allow"] = ", ".join(
-                sorted(allowed_methods(request.app, request.url.path))
-            )
+        # Starlette names only the first matching route's methods; a mount's
+        # app (the docs' files) keeps its own answer.
+        if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED and (
+            methods := allowed_methods(request.app, route_path(request))
+        ):
+            headers["Allow"] = ", ".join(sorted(methods))
         return problem(
             exc.status_code,
             exc.detail if isinstance(exc.detail, str) else None,

@@ -11,6 +11,7 @@ never compared.
 from __future__ import annotations
 
 import asyncio
+import re
 from logging.config import fileConfig
 from pathlib import Path
 from typing import Any
@@ -63,21 +64,42 @@ def service_heads(script: ScriptDirectory) -> tuple[str, ...]:
     )
 
 
+NUMBERED = re.compile(r"[0-9]{4}")
+REVISION_LINE = re.compile(r'^revision(?:: str)? = "([^"]+)"', re.MULTILINE)
+
+
 def next_service_id(script: ScriptDirectory) -> str:
     """The id of a new revision of the service's: the next four-digit number
-    (0001, 0002...), as the template's own are numbered (template_0001), not
-    Alembic's random hex. Two pull requests that each add 0005 meet as
-    "Revision 0005 is present more than once": renumber the later one (its
-    file name, `revision` and the next one's `down_revision`)."""
+    (0001, 0002...), as the template's own are numbered (template_0001),
+    instead of Alembic's random hex ids."""
     folder = service_versions(script).resolve()
     numbers = [
-        int(revision.revision[:4])
+        int(revision.revision)
         for revision in script.walk_revisions()
         if revision.path is not None
         and Path(revision.path).resolve().parent == folder
-        and revision.revision[:4].isdigit()
+        and NUMBERED.fullmatch(revision.revision)
     ]
     return f"{max(numbers, default=0) + 1:04d}"
+
+
+def refuse_a_number_used_twice() -> None:
+    """Two pull requests that each added 0005: Alembic would only warn, keep
+    one of the two files and lose the other's migration. Stop instead, for
+    every command (`migrate` and the start-up's too), naming both files."""
+    folder = service_versions(ScriptDirectory.from_config(config))
+    files: dict[str, list[str]] = {}
+    for path in sorted(folder.glob("*.py")):
+        if found := REVISION_LINE.search(path.read_text(encoding="utf-8")):
+            files.setdefault(found.group(1), []).append(path.name)
+    twice = {revision: names for revision, names in files.items() if len(names) > 1}
+    if twice:
+        revision, names = next(iter(twice.items()))
+        raise SystemExit(
+            f"revision {revision} is in {' and '.join(names)}: renumber the one"
+            " merged later (its file name, its `revision`, and the"
+            " `down_revision` of any revision after it)"
+        )
 
 
 def place_new_revisions(_: object, revision: object, directives: list[Any]) -> None:
@@ -94,7 +116,12 @@ def place_new_revisions(_: object, revision: object, directives: list[Any]) -> N
             heads = service_heads(script)
             # Alembic takes several heads here (a merge) though it types one.
             directive.head = heads if len(heads) > 1 else (heads or ("base",))[0]  # type: ignore[assignment]
-        if not getattr(config.cmd_opts, "rev_id", None):
+        # Numbered unless the command chose an id (--rev-id, or from code)
+        # or a folder other than the service's (--version-path).
+        ours = (
+            Path(directive.version_path).resolve() == service_versions(script).resolve()
+        )
+        if ours and config.cmd_opts is not None and not config.cmd_opts.rev_id:
             directive.rev_id = next_service_id(script)
 
 
@@ -139,6 +166,7 @@ async def run_migrations_online() -> None:
     await engine.dispose()
 
 
+refuse_a_number_used_twice()
 if context.is_offline_mode():
     run_migrations_offline()
 else:

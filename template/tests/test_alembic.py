@@ -181,3 +181,34 @@ def test_a_merge_written_by_alembic_passes_the_gates(workspace: Path) -> None:
     assert heads(workspace) == template_heads | {revision_of(merged)}
     gates([merged])
     alembic(workspace, "upgrade", "heads")
+
+
+def test_a_number_used_twice_stops_every_command_naming_both_files(
+    workspace: Path,
+) -> None:
+    """Two pull requests that each added the same number: Alembic alone would
+    warn, keep one file and lose the other's migration."""
+    first, second = two_service_heads(workspace)
+    second.write_text(
+        second.read_text().replace(revision_of(second), revision_of(first))
+    )
+
+    result = subprocess.run(  # noqa: S603 (the test's own arguments)
+        [sys.executable, "-m", "alembic", "-c", str(workspace / "alembic.ini"),
+         "upgrade", "heads"],
+        cwd=PROJECT,
+        env={
+            **_environment(),
+            "DATABASE_DSN": f"sqlite+aiosqlite:///{workspace / 'owner.db'}",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    said = result.stdout + result.stderr
+    assert (
+        f"revision {revision_of(first)} is in {first.name} and {second.name}" in (said)
+        or f"revision {revision_of(first)} is in {second.name} and {first.name}" in said
+    )

@@ -60,18 +60,31 @@ async def test_malformed_json_says_where_it_breaks(client: AsyncClient) -> None:
     assert error["message"] == ("invalid JSON at line 2, column 17: Expecting value")
 
 
-async def test_a_body_that_is_not_json_answers_415(client: AsyncClient) -> None:
-    response = await client.post(
-        NOTES, content=b"name=a", headers={"content-type": "text/plain"}
-    )
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/x-ndjson", None],
+)
+async def test_a_body_that_is_not_json_answers_415(
+    client: AsyncClient, content_type: str | None
+) -> None:
+    """Whatever the type (curl -d sends a form; none at all is not JSON)."""
+    headers = {"content-type": content_type} if content_type else {}
+    response = await client.post(NOTES, content=b"name=a", headers=headers)
 
-    assert response.status_code == 415
+    assert response.status_code == 415, response.text
     body = response.json()
     assert body["detail"] == (
         "the body must be JSON: send it with Content-Type: application/json"
     )
     assert body["instance"] == NOTES
     assert body["request_id"] == response.headers["x-request-id"]
+
+
+async def test_no_body_where_one_is_needed_stays_a_422(client: AsyncClient) -> None:
+    response = await client.post(NOTES)
+
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body"]
 
 
 async def test_unhandled_error_is_a_500_without_internals(settings: Settings) -> None:

@@ -5,7 +5,9 @@ FastAPI upgrade that changes the shape fails here, saying where."""
 from __future__ import annotations
 
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI, WebSocket
+from httpx import ASGITransport, AsyncClient
 
 from app.plugin import Plugin
 from app.routes import route_table
@@ -81,5 +83,20 @@ async def test_each_entry_matches_the_paths_fastapi_routes_to_it(
     )
     assert answer.status_code == 200, answer.text
     # The 405 names the methods of every route at that path (from the table).
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "GET, PUT"
+
+
+async def test_a_405_behind_a_root_path_names_the_methods(settings: Settings) -> None:
+    """Behind a proxy's prefix (`--root-path /svc`): the URL's path has it,
+    the routes do not."""
+    app = nested_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = ASGITransport(app=manager.app, root_path="/svc")
+        async with AsyncClient(
+            transport=transport, base_url="http://test", headers=user_headers(settings)
+        ) as client:
+            refused = await client.delete("/svc/api/v1/outer/orgs/3/inner/4")
+
     assert refused.status_code == 405
     assert refused.headers["allow"] == "GET, PUT"
