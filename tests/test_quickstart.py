@@ -150,7 +150,8 @@ def test_quickstart_generates_and_starts_a_service(
     service = repo.parent / "my-service"
     assert (service / "var" / "app.db").is_file()
     # The service can take updates from its first minute.
-    assert git(service, "log", "--format=%s").startswith("Create my-service")
+    # The default name's slug, example-service, in the folder it was given.
+    assert git(service, "log", "--format=%s").startswith("Create example-service")
     assert git(service, "status", "--porcelain") == ""
     copier = str(Path(sys.executable).parent / "copier")
     checked = run([copier, "check-update"], service, env)

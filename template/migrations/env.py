@@ -2,7 +2,7 @@
 
 New revisions (`alembic revision`, with or without --autogenerate) go to
 migrations/versions, after every head of yours there (several heads are
-merged by the new revision), numbered after yours (0004, then 0005; files
+merged by the new revision), numbered after yours (0005, 0006...; files
 `YYYYMMDD_NNNN_message.py`, alembic.ini's file_template); the template's
 branch in migrations/template is never their parent, and its tables are
 never compared.
@@ -65,22 +65,25 @@ def service_heads(script: ScriptDirectory) -> tuple[str, ...]:
 
 
 NUMBERED = re.compile(r"[0-9]{4}")
+# 0001-0004 are the example's revisions, kept or removed (its removal
+# recognises them by these ids): yours start at 0005.
+LAST_EXAMPLE_NUMBER = 4
 REVISION_LINE = re.compile(r'^revision(?:: str)? = "([^"]+)"', re.MULTILINE)
 
 
 def next_service_id(script: ScriptDirectory) -> str:
     """The id of a new revision of the service's: the next four-digit number
-    (0001, 0002...), as the template's own are numbered (template_0001),
-    instead of Alembic's random hex ids."""
+    (0005, 0006...), as the example's are numbered (0001-0004) and the
+    template's own (template_0001), instead of Alembic's random hex ids."""
     folder = service_versions(script).resolve()
-    numbers = [
+    numbers = [LAST_EXAMPLE_NUMBER] + [
         int(revision.revision)
         for revision in script.walk_revisions()
         if revision.path is not None
         and Path(revision.path).resolve().parent == folder
         and NUMBERED.fullmatch(revision.revision)
     ]
-    return f"{max(numbers, default=0) + 1:04d}"
+    return f"{max(numbers) + 1:04d}"
 
 
 def refuse_a_number_used_twice() -> None:
