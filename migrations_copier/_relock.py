@@ -113,35 +113,26 @@ def main() -> int:
         )
         if cached.returncode == 0:
             return 0
-    if (wanted := missing_python(uv)) is not None:
-        # uv downloads the Python where the user lets it (UV_PYTHON_DOWNLOADS);
-        # offline, one try, and one line from us rather than its retries.
-        tried = subprocess.run(
-            [uv, "lock", "--quiet"],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "UV_HTTP_RETRIES": "0"},
-            check=False,
-        )
-        if tried.returncode == 0:
-            return relocked(rebuilt)
-        if missing_python(uv) is not None:
-            return fail(missing_python_message(wanted))
-        print(tried.stderr, end="", file=sys.stderr)  # got the Python, then failed
-        return fail(
-            f"uv lock exited {tried.returncode} (its message is above), so"
-            " uv.lock is not up to date: fix the cause, then run: uv lock"
-        )
-    locked = subprocess.run([uv, "lock", "--quiet"], check=False)
+    wanted = missing_python(uv)
+    # Without the Python, uv downloads it where the user lets it
+    # (UV_PYTHON_DOWNLOADS); offline, one try, and one line from us rather
+    # than its retries.
+    locked = subprocess.run(
+        [uv, "lock", "--quiet"],
+        capture_output=wanted is not None,
+        text=True,
+        env=None if wanted is None else {**os.environ, "UV_HTTP_RETRIES": "0"},
+        check=False,
+    )
     if locked.returncode != 0:
+        if wanted is not None and missing_python(uv) is not None:
+            return fail(missing_python_message(wanted))
+        if wanted is not None:  # got the Python, then failed: say uv's why
+            print(locked.stderr, end="", file=sys.stderr)
         return fail(
             f"uv lock exited {locked.returncode} (its message is above), so"
             " uv.lock is not up to date: fix the cause, then run: uv lock"
         )
-    return relocked(rebuilt)
-
-
-def relocked(rebuilt: bool) -> int:
     if rebuilt:
         subprocess.run(["git", "add", "uv.lock"], check=False)
         print(

@@ -138,6 +138,22 @@ def tool_env(python: str | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
+def user_env(path: str | None = None, **extra: str) -> dict[str, str]:
+    """A new user's shell: no interpreter chosen for uv, which may download
+    Pythons (offline here); `path` is where uv finds interpreters, by
+    default their PATH (a version manager's shims, uv) without this venv's."""
+    env = tool_env(**extra)
+    for name in ("UV_PYTHON", "UV_PYTHON_DOWNLOADS"):
+        env.pop(name, None)
+    if path is None:
+        tools = str(Path(sys.executable).parent)
+        path = os.pathsep.join(
+            entry for entry in env["PATH"].split(os.pathsep) if entry != tools
+        )
+    env["PATH"] = path
+    return env
+
+
 @dataclass
 class Run:
     args: list[str]
@@ -173,6 +189,21 @@ def git(cwd: Path, *args: str) -> str:
         GIT_COMMITTER_EMAIL="tests@example.com",
     )
     return run(["git", *args], cwd, env).check().output
+
+
+def committed_copy(source: str, ref: str, destination: Path, *options: str) -> Path:
+    """`copier copy` of `source` at `ref`, committed as a team keeps it (a
+    release before v0.12.0 left no git repository)."""
+    run(
+        ["copier", "copy", "--trust", "--defaults", *options, "--vcs-ref", ref,
+         source, str(destination)],
+        destination.parent,
+        tool_env(),
+    ).check()  # fmt: skip
+    git(destination, "init", "--quiet", "--initial-branch=main")
+    git(destination, "add", "--all")
+    git(destination, "commit", "--quiet", "--allow-empty", "-m", "copy")
+    return destination
 
 
 # Jinja markers; `${{ ... }}` is a GitHub Actions expression, not Jinja.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, git, missing, run, tool_env
+from tests.support import ROOT, git, missing, run, user_env
 
 README = ROOT / "README.md"
 
@@ -108,19 +108,6 @@ def test_the_quickstart_is_two_commands() -> None:
     # new service's folder, whose own `uv run pytest` is not the template's).
     assert commands[1].startswith("cd - && uv run pytest")
     assert "\n" not in commands[0]
-
-
-def user_env(**extra: str) -> dict[str, str]:
-    """A new user's shell: their PATH (a version manager's shims, uv), no
-    interpreter chosen for uv, which may download Pythons (offline here)."""
-    env = tool_env(**extra)
-    tools = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join(
-        entry for entry in env["PATH"].split(os.pathsep) if entry != tools
-    )
-    for name in ("UV_PYTHON", "UV_PYTHON_DOWNLOADS"):
-        env.pop(name, None)
-    return env
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, git, missing, run, tool_env
+from tests.support import ROOT, committed_copy, missing, run, tool_env
 from tests.template_repo import recorded_releases
 
 LOCKED = ROOT / "tools" / "renovate"
@@ -56,16 +56,7 @@ def test_renovate_finds_the_next_release_of_a_service_made_from_a_git_url(
     repo, next_tag = template_repo
     newest = recorded_releases()[-1]
     source = f"file://{repo}/.git"
-    service = tmp_path / "service"
-    run(
-        ["copier", "copy", "--trust", "--defaults", "--skip-tasks", "--vcs-ref",
-         newest.tag, source, str(service)],
-        tmp_path,
-        tool_env(),
-    ).check()  # fmt: skip
-    git(service, "init", "--quiet", "--initial-branch=main")
-    git(service, "add", "--all")
-    git(service, "commit", "--quiet", "--allow-empty", "-m", "copy")
+    service = committed_copy(source, newest.tag, tmp_path / "service", "--skip-tasks")
 
     looked_up = run(
         # Only the copier manager: the others would ask registries this

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, git, run, tool_env
+from tests.support import ROOT, committed_copy, git, run, tool_env, user_env
 from tests.template_repo import recorded_releases
 
 BIN = Path(sys.executable).parent
@@ -37,15 +37,6 @@ def test_a_copy_whose_lock_fails_exits_non_zero_and_says_why(tmp_path: Path) -> 
     assert "Connection refused" in result.output
     assert "uv.lock is not up to date" in result.output
     assert "run: uv lock" in result.output
-
-
-def user_env(path: str, **extra: str) -> dict[str, str]:
-    """A user's shell: uv may download Pythons (it is offline here), `path`
-    is where it finds interpreters; copier and uv run from this venv."""
-    env = tool_env(**extra)
-    env.pop("UV_PYTHON_DOWNLOADS", None)
-    env["PATH"] = path
-    return env
 
 
 def found_pythons(env: dict[str, str]) -> set[str]:
@@ -133,15 +124,7 @@ def test_an_update_whose_lock_fails_exits_non_zero_and_says_why(
     repo, next_tag = template_repo
     newest = recorded_releases()[-1]
     project = tmp_path / "service"
-    run(
-        ["copier", "copy", "--trust", "--defaults", "--vcs-ref", newest.tag,
-         "--data", "python_version=3.11", str(repo), str(project)],
-        tmp_path,
-        tool_env(),
-    ).check()  # fmt: skip
-    git(project, "init", "--quiet", "--initial-branch=main")
-    git(project, "add", "--all")
-    git(project, "commit", "--quiet", "--allow-empty", "-m", "copy")
+    committed_copy(str(repo), newest.tag, project, "--data", "python_version=3.11")
 
     result = run(
         ["copier", "update", "--trust", "--defaults", "--skip-answered",

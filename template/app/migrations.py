@@ -6,7 +6,7 @@ alembic is imported only when a migration runs: it costs ~0.4 s of start-up.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,7 @@ def upgrade(database_url: str, revision: str = "heads") -> None:
     from sqlalchemy.engine import make_url
 
     url = make_url(database_url)
+    turn: AbstractContextManager[None] = nullcontext()
     if url.get_backend_name() == "sqlite" and url.database not in (
         None,
         "",
@@ -48,10 +49,9 @@ def upgrade(database_url: str, revision: str = "heads") -> None:
     ):
         # A SQLite file's folder (var/ on the embedded default) may not exist yet.
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        with one_at_a_time(Path(f"{url.database}.migrate-lock")):
-            command.upgrade(alembic_config(database_url), revision)
-        return
-    command.upgrade(alembic_config(database_url), revision)
+        turn = one_at_a_time(Path(f"{url.database}.migrate-lock"))
+    with turn:
+        command.upgrade(alembic_config(database_url), revision)
 
 
 @contextmanager

@@ -35,8 +35,8 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def alembic(workspace: Path, *args: str) -> str:
-    result = subprocess.run(  # noqa: S603 (the test's own arguments)
+def run_alembic(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 (the test's own arguments)
         [sys.executable, "-m", "alembic", "-c", str(workspace / "alembic.ini"), *args],
         cwd=PROJECT,
         env={
@@ -47,6 +47,10 @@ def alembic(workspace: Path, *args: str) -> str:
         text=True,
         check=False,
     )
+
+
+def alembic(workspace: Path, *args: str) -> str:
+    result = run_alembic(workspace, *args)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
 
@@ -194,18 +198,7 @@ def test_a_number_used_twice_stops_every_command_naming_both_files(
         second.read_text().replace(revision_of(second), revision_of(first))
     )
 
-    result = subprocess.run(  # noqa: S603 (the test's own arguments)
-        [sys.executable, "-m", "alembic", "-c", str(workspace / "alembic.ini"),
-         "upgrade", "heads"],
-        cwd=PROJECT,
-        env={
-            **_environment(),
-            "DATABASE_DSN": f"sqlite+aiosqlite:///{workspace / 'owner.db'}",
-        },
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
+    result = run_alembic(workspace, "upgrade", "heads")
 
     assert result.returncode != 0
     said = result.stdout + result.stderr
