@@ -11,7 +11,7 @@ import pytest
 from plumbum import local
 
 from tests.support import ROOT, UV_CONCURRENCY, answer_sets, interpreter_dirs
-from tests.template_repo import build_template_repo
+from tests.support.template_repo import build_template_repo
 
 ANSWER_SETS = answer_sets()
 

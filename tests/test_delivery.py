@@ -20,21 +20,35 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import ROOT, effective, missing, run, tool_env
+from tests.support import (
+    ROOT,
+    answer_sets,
+    effective,
+    kustomize,
+    missing,
+    run,
+    template_code,
+    tool_env,
+)
+from tests.support.manifests import WORKLOADS, load_all, pod_containers, pod_spec
 
 BIN = Path(sys.executable).parent
 # The Kubernetes version the manifests are validated against (strict).
 KUBERNETES_VERSION = "1.32.0"
 CHECKOV_PROJECT = ROOT / "tools" / "checkov"
 OVERLAYS = ("staging", "production")
-WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 
 _rendered: dict[str, Path] = {}
 
 
 def rendered(answers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The working tree rendered with the answers (no tasks: no lock), once
-    per answer set and test process."""
+    """The working tree rendered with the answers (no tasks: no lock): an
+    answer set's render is shared with the other fast tests and kept between
+    runs while the template is unchanged (tests/support/template_code.py);
+    other answers are rendered once per test process."""
+    for name, answer_set in answer_sets().items():
+        if answer_set == answers:
+            return template_code.rendered(name)
     key = json.dumps(answers, sort_keys=True)
     if key not in _rendered:
         destination = tmp_path_factory.mktemp("service") / "service"
@@ -57,100 +71,16 @@ def service(answers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
     return rendered(answers, tmp_path_factory)
 
 
-# --- kustomize -------------------------------------------------------------
-
-
-def kustomize_command() -> list[str] | None:
-    """A real kustomize: the standalone binary or kubectl's built-in one."""
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
-    return None
-
-
-def load_all(text: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(text) if doc]
-
-
-def build_without_kustomize(overlay: Path) -> list[dict[str, Any]]:
-    """Where no kustomize binary exists: the overlay's own resources, the base
-    with the overlay's namespace, image, ConfigMap and JSON patches applied.
-    Covers only what these overlays use; kustomize itself is preferred."""
-    spec = yaml.safe_load((overlay / "kustomization.yaml").read_text())
-    docs: list[dict[str, Any]] = []
-    for resource in spec["resources"]:
-        path = (overlay / resource).resolve()
-        if path.is_dir():
-            base = yaml.safe_load((path / "kustomization.yaml").read_text())
-            labels = {
-                k: v for entry in base["labels"] for k, v in entry["pairs"].items()
-            }
-            for name in base["resources"]:
-                for doc in load_all((path / name).read_text()):
-                    doc["metadata"].setdefault("labels", {}).update(labels)
-                    docs.append(doc)
-        else:
-            docs.extend(load_all(path.read_text()))
-    image = spec["images"][0]
-    for doc in docs:
-        if doc["kind"] != "Namespace":
-            doc["metadata"]["namespace"] = spec["namespace"]
-        for container in pod_containers(doc):
-            if container["image"] == image["name"]:
-                container["image"] = f"{image['newName']}:{image['newTag']}"
-    for patch in spec["patches"]:
-        if "path" in patch:
-            change = yaml.safe_load((overlay / patch["path"]).read_text())
-            for doc in docs:
-                if (doc["kind"], doc["metadata"]["name"]) == (
-                    change["kind"],
-                    change["metadata"]["name"],
-                ):
-                    doc["data"].update(change["data"])
-            continue
-        target = patch["target"]
-        for doc in docs:
-            if (doc["kind"], doc["metadata"]["name"]) != (
-                target["kind"],
-                target["name"],
-            ):
-                continue
-            for op in yaml.safe_load(patch["patch"]):
-                assert op["op"] == "replace", op
-                *parents, last = op["path"].strip("/").split("/")
-                node: Any = doc
-                for part in parents:
-                    node = node[int(part)] if isinstance(node, list) else node[part]
-                node[int(last) if isinstance(node, list) else last] = op["value"]
-    return docs
-
-
 def render_overlay(project: Path, overlay: str) -> list[dict[str, Any]]:
-    path = project / "deploy" / "k8s" / "overlays" / overlay
-    command = kustomize_command()
-    if command is None:
-        print(f"no kustomize here: {overlay} assembled by build_without_kustomize")
-        return build_without_kustomize(path)
-    return load_all(run([*command, str(path)], project, tool_env()).check().output)
+    return kustomize.build(
+        project / "deploy" / "k8s" / "overlays" / overlay, tool_env()
+    )
 
 
 def slug_of(project: Path) -> str:
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     slug: str = answers["project_slug"]
     return slug
-
-
-def pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
-    if doc["kind"] not in WORKLOADS:
-        return None
-    spec: dict[str, Any] = doc["spec"]["template"]["spec"]
-    return spec
-
-
-def pod_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    spec = pod_spec(doc)
-    return [] if spec is None else list(spec["containers"])
 
 
 def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:

@@ -4,35 +4,15 @@ the template owns: the owner's files and seams are excluded from updates."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.support import ROOT
+from tests.support.ownership import owner_of, ownership_table
 
-ROW = re.compile(r"^\| `(?P<path>[^`]+)` \| (?P<owner>template|owner|seam) \|", re.M)
 KINDS = {"template", "owner", "seam"}
-
-
-def ownership_table(project: Path) -> list[tuple[str, str]]:
-    """(path, owner) rows of the rendered ARCHITECTURE.md, in order."""
-    text = (project / "ARCHITECTURE.md").read_text()
-    section = text.split("## Who owns which file", 1)[1].split("\n## ", 1)[0]
-    return [(m["path"], m["owner"]) for m in ROW.finditer(section)]
-
-
-def matches(row: str, path: str) -> bool:
-    if row == "*":
-        return "/" not in path
-    if row.endswith("/"):
-        return path.startswith(row)
-    return path == row
-
-
-def owner_of(rows: list[tuple[str, str]], path: str) -> str | None:
-    return next((owner for row, owner in rows if matches(row, path)), None)
 
 
 def excluded_from_updates() -> set[str]:

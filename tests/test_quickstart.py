@@ -3,23 +3,16 @@ ready at once and fails /ready (not /live) when its database is unreachable."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.support import ROOT, git, missing, run, user_env
+from tests.support.server import free_port, running, status, wait_for
 
 README = ROOT / "README.md"
 
@@ -27,59 +20,6 @@ README = ROOT / "README.md"
 def quickstart_commands() -> list[str]:
     section = README.read_text().split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```sh\n(.*?)\n```", section, re.DOTALL)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def status(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            code: int = response.status
-            return code
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return None
-
-
-@contextmanager
-def running(
-    command: str, cwd: Path, env: Mapping[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, shell=True, cwd=cwd, env=dict(env), stdout=output,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-
-
-def wait_for(
-    url: str, expected: int, process: subprocess.Popen[bytes], log: Path, seconds: float
-) -> int | None:
-    deadline = time.monotonic() + seconds
-    code = None
-    while time.monotonic() < deadline:
-        code = status(url)
-        if code == expected:
-            return code
-        assert process.poll() is None, log.read_text()
-        time.sleep(0.1)
-    return code
 
 
 def docs_in_a_browser(url: str, profile: Path) -> str:

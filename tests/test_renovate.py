@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import ROOT, committed_copy, missing, run, tool_env
-from tests.template_repo import recorded_releases
+from tests.support.template_repo import recorded_releases
 
 LOCKED = ROOT / "tools" / "renovate"
 

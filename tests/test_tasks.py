@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import ROOT, committed_copy, git, run, tool_env, user_env
-from tests.template_repo import recorded_releases
+from tests.support.template_repo import recorded_releases
 
 BIN = Path(sys.executable).parent
 # A package index that refuses every connection: the registry is down.

@@ -26,9 +26,9 @@ import pytest
 import yaml
 
 from tests.support import ROOT, git, interpreter, missing, run, tool_env
-from tests.template_repo import recorded_releases
-from tests.test_delivery import build_without_kustomize, kustomize_command
-from tests.test_quickstart import free_port, running, wait_for
+from tests.support.kustomize import build
+from tests.support.server import free_port, running, wait_for
+from tests.support.template_repo import recorded_releases
 
 TUTORIAL = ROOT / "TUTORIAL.md"
 TEMPLATE_URL = "https://github.com/example/prodstarter-fastapi.git"
@@ -295,11 +295,7 @@ class Reader:
                 assert argv[0] == "yq", f"a command the test does not know: {argv}"
 
     def kustomize(self, overlay: str) -> list[dict[str, Any]]:
-        command = kustomize_command()  # kubectl's, where installed
-        if command is None:
-            return build_without_kustomize(self.cwd / overlay)
-        result = run([*command, overlay], self.cwd, self.env).check()
-        return [doc for doc in yaml.safe_load_all(result.output) if doc]
+        return build(self.cwd / overlay, self.env)  # kubectl's, where installed
 
 
 def check_kubectl(argv: list[str], rendered: list[dict[str, Any]]) -> None:

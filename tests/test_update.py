@@ -34,12 +34,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.migrations import (
-    answers_after_update,
-    answers_as_of,
-    migrations_crossed,
-    version_key,
-)
 from tests.support import (
     answer_sets,
     effective,
@@ -49,9 +43,15 @@ from tests.support import (
     run_gates,
     tool_env,
 )
-from tests.teams import OPTIONAL_FILE, Team, clone_database, database
-from tests.template_repo import Release, recorded_releases
-from tests.test_ownership import owner_of, ownership_table
+from tests.support.migrations import (
+    answers_after_update,
+    answers_as_of,
+    migrations_crossed,
+    version_key,
+)
+from tests.support.ownership import owner_of, ownership_table
+from tests.support.teams import OPTIONAL_FILE, Team, clone_database, database
+from tests.support.template_repo import Release, recorded_releases
 
 RELEASES = recorded_releases()
 ANSWER_SETS = answer_sets()
@@ -317,7 +317,7 @@ def take_the_update(
     assert recorded["_commit"] == next_tag
     assert {k: recorded[k] for k in expected} == expected  # nothing re-defaulted
     assert recorded["example"] is example
-    assert team.after_update(kept, example) == [], output
+    assert team.after_update(kept, example, version_key(next_tag)) == [], output
 
     fresh = fresh_copy(
         repo, next_tag, {**expected, "example": example}, project.parent / "fresh"
@@ -410,7 +410,8 @@ def test_a_service_with_two_alembic_heads_is_repaired_by_the_update(
 
         assert "merged the Alembic heads" in output, output
         assert conflicted_files(project) == [], output
-        assert team.after_update(kept, example=True) == [], output
+        target = version_key(next_tag)
+        assert team.after_update(kept, example=True, target=target) == [], output
 
 
 def a_line_the_release_changes(old: Path, new: Path) -> tuple[str, str] | None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import sqlalchemy.exc
 from fastapi import Depends, Request
-from sqlalchemy import event, make_url, text
+from sqlalchemy import URL, event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,20 +33,15 @@ def create_engine(
         "pool_pre_ping": settings.pool_pre_ping,
         "hide_parameters": hide_parameters,
     }
-    in_memory = url.get_backend_name() == "sqlite" and url.database in (
-        None,
-        "",
-        ":memory:",
-    )
-    if not in_memory:
+    sqlite = url.get_backend_name() == "sqlite"
+    # SQLite in memory has a pool of one connection, without these sizes.
+    if not sqlite or sqlite_file(url) is not None:
         options |= {
             "pool_size": settings.pool_size,
             "max_overflow": settings.max_overflow,
             "pool_timeout": settings.pool_timeout,
         }
-    if url.get_backend_name() == "sqlite":
-        if url.database and not in_memory:
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    if sqlite:
         # sqlite3's timeout is how long a writer waits for the file lock.
         options["connect_args"] = {"timeout": settings.statement_timeout}
     else:
@@ -59,6 +54,16 @@ def create_engine(
             },
         }
     return create_async_engine(url, **options)
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names, its folder made if missing (var/ on the
+    embedded default); None for SQLite in memory or another database."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

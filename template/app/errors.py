@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
-from app.routes import route_table
+from app.compat.fastapi_routes import route_table
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -234,17 +234,13 @@ class AccessLog:
         self.flush_soon()
 
 
-_access_log: AccessLog | None = None
+def configure_logging(
+    settings: Settings, stream: TextIO | None = None
+) -> AccessLog | None:
+    """Install the sinks for these settings; safe to call more than once.
 
-
-def access_log() -> AccessLog | None:
-    """The access log configured by `configure_logging` (None when it is off)."""
-    return _access_log
-
-
-def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
-    """Install the sinks for these settings; safe to call more than once."""
-    global _access_log
+    Returns the access log for ObservabilityMiddleware (None when it is off).
+    """
     target = stream or sys.stdout
     logger.remove()
     logger.configure(
@@ -258,7 +254,6 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     )
     level = logger.level(settings.log.level).no
     access_on = settings.log.access and level <= logger.level("INFO").no
-    _access_log = AccessLog(settings, target) if access_on else None
     if settings.log_json:
         logger.add(
             JsonSink(target),
@@ -293,3 +288,4 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     logging.getLogger("sqlalchemy.engine").setLevel(
         logging.INFO if echo else logging.WARNING
     )
+    return AccessLog(settings, target) if access_on else None

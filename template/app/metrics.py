@@ -34,10 +34,10 @@ from prometheus_client import (
 from pydantic import SecretStr
 from sqlalchemy import event
 
+from app.compat.fastapi_routes import route_table
 from app.errors import NotAuthenticated
-from app.routes import route_table
+from app.probes import UNTRACED_PATHS
 from app.state import state_of
-from app.telemetry import UNTRACED_PATHS
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine

@@ -40,16 +40,11 @@ def upgrade(database_url: str, revision: str = "heads") -> None:
     from alembic import command
     from sqlalchemy.engine import make_url
 
-    url = make_url(database_url)
+    from app.db import sqlite_file
+
     turn: AbstractContextManager[None] = nullcontext()
-    if url.get_backend_name() == "sqlite" and url.database not in (
-        None,
-        "",
-        ":memory:",
-    ):
-        # A SQLite file's folder (var/ on the embedded default) may not exist yet.
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        turn = one_at_a_time(Path(f"{url.database}.migrate-lock"))
+    if (file := sqlite_file(make_url(database_url))) is not None:
+        turn = one_at_a_time(Path(f"{file}.migrate-lock"))
     with turn:
         command.upgrade(alembic_config(database_url), revision)
 

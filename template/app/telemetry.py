@@ -3,39 +3,32 @@
 Off unless OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set. Spans
 go to an OTLP collector over HTTP or gRPC, sampled by a parent-based ratio
 sampler (OTEL_TRACES_SAMPLER_ARG). Requests are traced by the official
-FastAPI instrumentation, database statements by the SQLAlchemy one and
-outgoing calls by the httpx one.
+FastAPI instrumentation behind a sampling gate
+(app/middleware/sampling_gate.py), database statements by the SQLAlchemy
+one and outgoing calls by the httpx one. The gate steps aside (every request
+goes through the instrumentation) when OTEL_PROPAGATORS names other
+propagators than the defaults.
 
-Why there is a gate: the FastAPI instrumentation costs about as much as the
-whole rest of the stack even for requests its sampler then drops. So a
-`SamplingGate` in front of it takes the sampler's decision first, exactly as
-`ParentBased(TraceIdRatioBased)` would, and only sampled requests go through
-the instrumentation. The others skip it with a non-recording span context
-attached, so their log lines and outgoing calls still carry the trace id.
-The gate steps aside (every request goes through the instrumentation) when a
-request carries `tracestate` or `baggage`, an unreadable `traceparent`, or
-when OTEL_PROPAGATORS names other propagators than the defaults.
+Where this relies on the instrumentations' private parts, it goes through
+app/compat/. The paths never traced are app/probes.py's.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import random
-import re
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
-from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.middleware.sampling_gate import SamplingGate, gate_id_generator
+from app.probes import UNTRACED_PATHS, excluded_urls
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
-    from opentelemetry.sdk.trace.id_generator import IdGenerator
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from app.settings import OtelSettings, Settings
@@ -43,31 +36,32 @@ if TYPE_CHECKING:
 # The SDK and the instrumentations are imported only once tracing is on
 # (about 0.1 s of start-up otherwise spent for nothing).
 
-# Requests that are never traced (nor counted in the request metrics).
-UNTRACED_PATHS = frozenset({"/live", "/ready", "/health", "/metrics"})
-TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-LOW_64_BITS = (1 << 64) - 1
+__all__ = [
+    "UNTRACED_PATHS",
+    "SamplingGate",
+    "Tracing",
+    "active_provider",
+    "extract",
+    "inject",
+    "instrument_engine",
+    "record_exception",
+    "tracer",
+]
+
 DEFAULT_PROPAGATORS = {"tracecontext", "baggage"}
 
-# The trace id the gate drew for a request it sends through the instrumentation.
-_gate_trace_id: ContextVar[int | None] = ContextVar("gate_trace_id", default=None)
-# The provider of the running app or worker; None while tracing is off.
 _active: TracerProvider | None = None
 
 
-def gate_id_generator() -> IdGenerator:
-    """Ids as usual, but a root span takes the trace id the gate sampled on."""
-    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+def active_provider() -> TracerProvider | None:
+    """The provider of the running app or worker; None while tracing is off.
 
-    class GateIdGenerator(RandomIdGenerator):
-        def generate_trace_id(self) -> int:
-            trace_id = _gate_trace_id.get()
-            if trace_id is None:
-                return super().generate_trace_id()
-            _gate_trace_id.set(None)
-            return trace_id
-
-    return GateIdGenerator()
+    Process-global, set by `Tracing.start` and cleared by `shutdown`: code
+    that makes spans (`tracer()`, tasks, engines opened after start-up) has
+    no app at hand to ask, and the service sets no global OpenTelemetry
+    provider, which would have FastAPI trace every request a second time.
+    """
+    return _active
 
 
 def sampling_ratio(settings: OtelSettings) -> float:
@@ -139,37 +133,30 @@ class Tracing:
 
     def instrument_app(self, app: FastAPI) -> None:
         """The official FastAPI instrumentation, behind the sampling gate."""
-        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
         from opentelemetry.metrics import NoOpMeterProvider
         from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+        from app.compat.starlette_stack import wrap_instrumentation
 
         FastAPIInstrumentor.instrument_app(
             app,
             tracer_provider=self.provider,
             # Request metrics come from Prometheus (app.metrics), not OTel.
             meter_provider=NoOpMeterProvider(),
-            excluded_urls=r"^[a-z]+://[^/]+/(?:live|ready|health|metrics)$",
+            excluded_urls=excluded_urls(),
             exclude_spans=["receive", "send"],
         )
         if not self.gate_is_exact:
             return
-        build_instrumented = app.build_middleware_stack
-        ratio_bound = TraceIdRatioBased.get_bound_for_rate(self.ratio)
-
-        def build_with_gate() -> ASGIApp:
-            # The instrumented stack is ServerErrorMiddleware(OpenTelemetry-
-            # Middleware(the app's own stack)); the gate goes around the
-            # instrumentation, so unsampled requests go straight to the app.
-            stack = build_instrumented()
-            instrumented = getattr(stack, "app", None)
-            if isinstance(instrumented, OpenTelemetryMiddleware):
-                stack.app = SamplingGate(  # type: ignore[attr-defined]
-                    traced=instrumented, untraced=instrumented.app, bound=ratio_bound
-                )
-            return stack
-
-        app.build_middleware_stack = build_with_gate  # type: ignore[method-assign]
+        bound = TraceIdRatioBased.get_bound_for_rate(self.ratio)
+        # Unsampled requests go around the instrumentation, to the app's stack.
+        wrap_instrumentation(
+            app,
+            lambda instrumented: SamplingGate(
+                traced=instrumented, untraced=instrumented.app, bound=bound
+            ),
+        )
 
     def start(self) -> None:
         """Start exporting; make this provider the active one (for tasks and
@@ -205,104 +192,18 @@ class Tracing:
 
 def instrument_engine(engine: AsyncEngine) -> None:
     """Spans for this engine's statements run inside a recorded span."""
-    provider = _active
+    provider = active_provider()
     if provider is None:
         return
-    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-    from opentelemetry.metrics import NoOpMeterProvider
+    from app.compat.sqlalchemy_tracing import trace_engine
 
-    class RecordedOnly(EngineTracer):
-        """The official engine tracer, skipped when nothing would be recorded
-        (an unsampled request, a probe): it reads the connection's details
-        for every statement before the sampler has its say."""
-
-        def _before_cur_exec(self, *args: Any) -> Any:
-            if not trace.get_current_span().is_recording():
-                statement, parameters = args[2], args[3]
-                return statement, parameters
-            return super()._before_cur_exec(*args)  # type: ignore[no-untyped-call]
-
-    # SQLAlchemyInstrumentor().instrument() may run once per process and
-    # patches create_engine; an engine tracer instruments just this engine
-    # (the API's and the worker's each get one).
-    usage = (
-        NoOpMeterProvider()
-        .get_meter("sqlalchemy")
-        .create_up_down_counter("db.client.connections.usage")
-    )
-    tracer = provider.get_tracer("opentelemetry.instrumentation.sqlalchemy")
-    RecordedOnly(tracer, engine.sync_engine, usage)  # type: ignore[no-untyped-call]
+    trace_engine(provider, engine.sync_engine)
 
 
 def tracer(name: str) -> trace.Tracer:
     """A tracer of the active provider, or one that records nothing."""
-    provider = _active
+    provider = active_provider()
     return provider.get_tracer(name) if provider else trace.NoOpTracer()
-
-
-class NeedsInstrumentation(Exception):
-    """The request's trace context is one only the instrumentation can read."""
-
-
-def read_parent(scope: Scope) -> tuple[int, bool] | None:
-    """The incoming W3C parent as (trace id, sampled), or None without one."""
-    parent = None
-    for name, value in scope["headers"]:
-        if name == b"traceparent":
-            match = TRACEPARENT.fullmatch(value)
-            if match is None or int(match[1], 16) == 0 or int(match[2], 16) == 0:
-                raise NeedsInstrumentation
-            parent = (int(match[1], 16), bool(int(match[3], 16) & 1))
-        elif name in (b"tracestate", b"baggage"):
-            raise NeedsInstrumentation
-    return parent
-
-
-class SamplingGate:
-    """Pure ASGI: sampled requests through the instrumentation, others around it."""
-
-    def __init__(self, traced: ASGIApp, untraced: ASGIApp, bound: int) -> None:
-        self.traced = traced
-        self.untraced = untraced
-        self.bound = bound
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNTRACED_PATHS:
-            await self.untraced(scope, receive, send)
-            return
-        try:
-            parent = read_parent(scope)
-        except NeedsInstrumentation:
-            await self.traced(scope, receive, send)
-            return
-        if parent is None:
-            # Trace ids need uniqueness, not secrecy (the SDK draws them so too).
-            trace_id = random.getrandbits(128) or 1  # nosec B311
-            sampled = (trace_id & LOW_64_BITS) < self.bound
-            own_trace_id: int | None = trace_id
-        else:
-            trace_id, sampled = parent
-            own_trace_id = None
-        if sampled:
-            token = _gate_trace_id.set(own_trace_id)
-            try:
-                await self.traced(scope, receive, send)
-            finally:
-                _gate_trace_id.reset(token)
-            return
-        span = NonRecordingSpan(
-            SpanContext(
-                trace_id,
-                random.getrandbits(64) or 1,  # nosec B311
-                is_remote=False,
-                trace_flags=TraceFlags(TraceFlags.DEFAULT),
-            )
-        )
-        attached = otel_context.attach(trace.set_span_in_context(span))
-        try:
-            await self.untraced(scope, receive, send)
-        finally:
-            otel_context.detach(attached)
 
 
 def record_exception(error: BaseException, span: trace.Span | None = None) -> None:
@@ -324,6 +225,7 @@ def inject() -> dict[str, str]:
 
 
 def extract(carrier: dict[str, Any] | None) -> otel_context.Context:
+    """The trace context a task message carries (`inject`'s headers)."""
     from opentelemetry import propagate
 
     return propagate.extract(carrier or {})

@@ -12,11 +12,10 @@ is tests/items/test_fuzz.py).
 
 from __future__ import annotations
 
-import asyncio
 import atexit
+import contextlib
 import os
 import re
-import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,9 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.schemas import BaseSchema
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.api import API_PREFIX
-from tests.fixtures.databases import postgres_server_url
+from tests.fixtures.databases import postgres_database, postgres_server_url
 from tests.fixtures.identity import user_headers
 from tests.fixtures.probe import NOTE_ROUTE, NOTES, notes_app
 from tests.fixtures.routes import every_route
@@ -46,22 +43,9 @@ def fuzz_database_url() -> str:
     server = postgres_server_url()
     if server is None:
         return f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'fuzz.db'}"
-    name = f"fuzz_{secrets.token_hex(6)}"
-    asyncio.run(run_on_server(server, f'CREATE DATABASE "{name}"'))
-    atexit.register(
-        asyncio.run,
-        run_on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'),
-    )
-    return make_url(server).set(database=name).render_as_string(hide_password=False)
-
-
-async def run_on_server(server: str, statement: str) -> None:
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await admin.dispose()
+    database = contextlib.ExitStack()
+    atexit.register(database.close)
+    return database.enter_context(postgres_database(server))
 
 
 DATABASE_URL = fuzz_database_url()

@@ -16,8 +16,8 @@ from loguru import logger
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 
-from app import telemetry
 from app.main import create_app
+from app.middleware import sampling_gate
 from app.settings import Settings
 from tests.fixtures.client import client_for
 from tests.fixtures.identity import user_headers
@@ -238,7 +238,7 @@ async def test_the_sdk_keeps_the_trace_id_the_gate_sampled_on(
     app = with_routes(create_app(traced_settings(tmp_path, endpoint, 0.5)))
     kept = (0xABC << 64) | 1  # low 64 bits under the 50 % bound: sampled
     dropped = (0xDEF << 64) | ((1 << 64) - 1)  # above it: not sampled
-    monkeypatch.setattr(telemetry, "random", DrawnIds([kept, dropped]))
+    monkeypatch.setattr(sampling_gate, "random", DrawnIds([kept, dropped]))
     async with client_for(app) as client:
         await client.get("/trivial")
         await client.get("/trivial")

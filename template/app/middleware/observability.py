@@ -21,7 +21,8 @@ from app.errors import internal_error_response
 from app.logging import REQUEST_FIELDS, AccessLog
 from app.metrics import IN_PROGRESS, RequestMetrics
 from app.middleware.request_id import HEADER, incoming_request_id, new_request_id
-from app.telemetry import UNTRACED_PATHS, record_exception
+from app.probes import UNTRACED_PATHS
+from app.telemetry import record_exception
 
 
 class ObservabilityMiddleware:

@@ -20,8 +20,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import problem
+from app.probes import UNTRACED_PATHS
 from app.settings import Settings
-from app.telemetry import UNTRACED_PATHS
 
 
 class BodyTooLarge(HTTPException):

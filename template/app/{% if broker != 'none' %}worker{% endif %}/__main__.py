@@ -11,7 +11,7 @@ from app.logging import configure_logging
 from app.settings import Settings, load_settings
 from app.worker import dead_letters
 from app.worker.broker import create_broker
-from app.worker.middleware import is_fresh
+from app.worker.middleware.heartbeat import is_fresh
 
 
 def run(settings: Settings) -> int:

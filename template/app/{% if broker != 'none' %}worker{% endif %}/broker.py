@@ -24,7 +24,8 @@ from opentelemetry import context as otel_context
 
 from app.worker import registry
 from app.worker.loop import event_loop
-from app.worker.middleware import MessageLogging, TaskTracing, message_fields
+from app.worker.middleware.message_log import MessageLogging, message_fields
+from app.worker.middleware.tracing import TaskTracing
 from app.worker.settings import WorkerSettings
 
 

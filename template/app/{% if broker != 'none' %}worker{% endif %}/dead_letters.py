@@ -37,14 +37,22 @@ class DeadLetter:
 
 
 def _fresh(message: Any) -> dramatiq.Message[Any]:
+    """The message as it was first sent: its retries start over."""
     options = {
         key: value
         for key, value in message.options.items()
         if key not in {"retries", "traceback", "eta", "redis_message_id"}
     }
-    # Message.copy() merges options; _replace sets them (retries start over).
-    fresh: dramatiq.Message[Any] = message._replace(options=options)
-    return fresh
+    # Message.copy() would merge the options; this sets them.
+    return dramatiq.Message(
+        queue_name=message.queue_name,
+        actor_name=message.actor_name,
+        args=tuple(message.args),
+        kwargs=dict(message.kwargs),
+        options=options,
+        message_id=message.message_id,
+        message_timestamp=message.message_timestamp,
+    )
 
 
 def _decode(data: bytes) -> dramatiq.Message[Any]:

@@ -12,12 +12,10 @@ from app.telemetry import Tracing
 from app.worker import registry
 from app.worker.broker import create_broker
 from app.worker.metrics import TaskMetrics
-from app.worker.middleware import (
-    Heartbeat,
-    OneStopPerSignal,
-    TaskTracing,
-    WorkerDatabase,
-)
+from app.worker.middleware.database import WorkerDatabase
+from app.worker.middleware.heartbeat import Heartbeat
+from app.worker.middleware.signals import OneStopPerSignal
+from app.worker.middleware.tracing import TaskTracing
 
 settings = load_settings()
 configure_logging(settings)

@@ -2,6 +2,8 @@
 
 A task records its idempotency key in the same database transaction as its
 effect. A redelivered or duplicate message finds the key and does nothing.
+`exactly_once(key)` is the whole of it for a task; `once(session, key)` the
+same on a session of your own.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from sqlalchemy import DateTime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.worker.sessions import task_session
 
 
 def utcnow() -> datetime:
@@ -45,3 +49,17 @@ async def once(session: AsyncSession, key: str) -> AsyncIterator[bool]:
         await session.commit()
     except IntegrityError:  # a concurrent delivery committed first
         await session.rollback()
+
+
+@asynccontextmanager
+async def exactly_once(key: str) -> AsyncIterator[AsyncSession | None]:
+    """A task's session for an effect made once per `key`; None when a
+    delivery before this one made it already.
+
+        async with exactly_once(f"publish-item:{request_key}") as session:
+            if session is None:
+                return  # done before: a redelivered or duplicate message
+            ...  # the effect; committed with the key when the block ends
+    """
+    async with task_session() as session, once(session, key) as first:
+        yield session if first else None

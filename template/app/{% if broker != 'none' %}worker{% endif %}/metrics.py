@@ -13,6 +13,19 @@ import dramatiq
 from dramatiq.common import q_name
 from dramatiq.middleware.prometheus import Prometheus
 
+# What this module and app.worker.runtime rely on in Dramatiq's Prometheus
+# middleware beyond its hooks, pinned by tests/worker/test_dramatiq_pins.py:
+# the metrics it creates at process boot, by attribute name, and the
+# environment variables it sets there.
+COUNTERS = (
+    "total_messages",
+    "total_errored_messages",
+    "total_retried_messages",
+    "total_rejected_messages",
+)
+METRICS = (*COUNTERS, "inprogress_messages", "message_durations")
+MULTIPROCESS_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+
 
 class TaskMetrics(Prometheus):
     """Dramatiq's metrics (`dramatiq_messages_total`, ...), fit for alerts.
@@ -37,13 +50,8 @@ class TaskMetrics(Prometheus):
         if not hasattr(self, "total_messages"):  # before the process booted
             return
         labels = (actor.queue_name, actor.actor_name)
-        for counter in (
-            self.total_messages,
-            self.total_errored_messages,
-            self.total_retried_messages,
-            self.total_rejected_messages,
-        ):
-            counter.labels(*labels)
+        for name in COUNTERS:
+            getattr(self, name).labels(*labels)
 
     def after_enqueue(
         self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None

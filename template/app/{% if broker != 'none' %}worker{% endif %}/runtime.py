@@ -21,8 +21,8 @@ from app.plugin import Plugin, Resources
 from app.settings import Settings
 from app.worker.broker import create_broker
 from app.worker.jobs import broker_outage, ping
-from app.worker.metrics import TaskMetrics
-from app.worker.middleware import WorkerDatabase
+from app.worker.metrics import METRICS, MULTIPROCESS_VARIABLES, TaskMetrics
+from app.worker.middleware.database import WorkerDatabase
 
 
 class InProcessMetrics(TaskMetrics):
@@ -41,10 +41,7 @@ class InProcessMetrics(TaskMetrics):
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
         # Dramatiq's version also switches the process to multiprocess
         # metrics through the environment; the API decides that itself.
-        saved = {
-            name: os.environ.get(name)
-            for name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
-        }
+        saved = {name: os.environ.get(name) for name in MULTIPROCESS_VARIABLES}
         super().after_process_boot(broker)  # type: ignore[no-untyped-call]
         for name, value in saved.items():
             if value is None:
@@ -71,14 +68,7 @@ class _InProcessWorkers:
 
     def collect(self) -> Iterator[Metric]:
         for middleware in list(self.running):
-            for name in (
-                "total_messages",
-                "total_errored_messages",
-                "total_retried_messages",
-                "total_rejected_messages",
-                "inprogress_messages",
-                "message_durations",
-            ):
+            for name in METRICS:
                 yield from getattr(middleware, name).collect()
 
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import DateTime, Index
 from sqlmodel import Field, SQLModel
 
+from app.clock import utcnow
+
 # Owner of the items made while nobody authenticated (AUTH_MODE=none).
 ANONYMOUS_OWNER = "anonymous"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Item(SQLModel, table=True):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
+
+from app.clock import UtcDateTime
 
 MAX_PAGE_SIZE = 100
 
@@ -42,14 +43,8 @@ class ItemRead(BaseModel):
     id: int
     name: str
     description: str | None
-    created_at: datetime
-    updated_at: datetime
-
-    @field_validator("created_at", "updated_at")
-    @classmethod
-    def _assume_utc(cls, value: datetime) -> datetime:
-        # SQLite drops the zone; every timestamp is stored in UTC.
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
 
 
 class ItemPage(BaseModel):

@@ -13,8 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.clock import utcnow
 from app.errors import Conflict, NotFound
-from app.items.models import Item, utcnow
+from app.items.models import Item
 from app.items.schemas import ItemCreate, ItemUpdate
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import DateTime
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+# Named here too for the code that still imports it from this module.
+from app.clock import utcnow as utcnow
 
 
 class ItemPublication(SQLModel, table=True):

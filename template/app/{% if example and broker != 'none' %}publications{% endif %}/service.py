@@ -7,9 +7,10 @@ import secrets
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.clock import utcnow
 from app.errors import NotFound
 from app.items.service import get_item
-from app.publications.models import ItemPublication, utcnow
+from app.publications.models import ItemPublication
 
 
 async def request_publication(

@@ -5,17 +5,14 @@ from __future__ import annotations
 from loguru import logger
 
 from app.publications.models import ItemPublication, utcnow
-from app.worker.idempotency import once
-from app.worker.middleware import sessionmaker
-from app.worker.registry import task
+from app.worker import exactly_once, task
 
 
 @task()
 async def publish_item(item_id: int, request_key: str) -> None:
     """Publish an item, once per publication request."""
-    key = f"publish-item:{request_key}"
-    async with sessionmaker()() as session, once(session, key) as first:
-        if not first:
+    async with exactly_once(f"publish-item:{request_key}") as session:
+        if session is None:
             logger.info("item {item_id} already published", item_id=item_id)
             return
         publication = await session.get(ItemPublication, item_id)

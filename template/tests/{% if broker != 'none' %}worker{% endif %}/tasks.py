@@ -23,10 +23,7 @@ from app.db import SessionDep
 from app.errors import NotFound
 from app.plugin import Plugin, Resources
 from app.settings import Settings
-from app.worker.idempotency import once
-from app.worker.jobs import JobsDep
-from app.worker.middleware import sessionmaker
-from app.worker.registry import task
+from app.worker import JobsDep, exactly_once, task
 
 COUNTERS_TABLE = (
     "CREATE TABLE IF NOT EXISTS test_counters (key VARCHAR(200) PRIMARY KEY,"
@@ -49,8 +46,8 @@ async def count_once(
 ) -> None:
     """Add one hit to `key`, once per key; sleeps let tests interrupt it."""
     await asyncio.sleep(sleep_before)
-    async with sessionmaker()() as session, once(session, f"count:{key}") as first:
-        if first:
+    async with exactly_once(f"count:{key}") as session:
+        if session is not None:
             connection = await session.connection()
             await connection.execute(COUNT, {"key": key, "now": time.time()})
     await asyncio.sleep(sleep_after)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ANSWERS_DIR = ROOT / "tests" / "answers"
 RELEASES_FILE = ROOT / "tests" / "releases.yml"
 DEFAULTS: dict[str, Any] = {
@@ -46,7 +46,6 @@ BROKERS = {
 # Generated projects' tests create (and drop) their own database on this server.
 POSTGRES_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 REQUIRE_ENV = "PRODSTARTER_REQUIRE_SERVICES"
-UNTRACKED = {".git", ".venv", "__pycache__", ".mypy_cache", ".ruff_cache", "var"}
 
 
 def answer_sets() -> dict[str, dict[str, Any]]:
@@ -231,6 +230,20 @@ def leftover_jinja(project: Path) -> list[str]:
 
 PASSED = re.compile(r"(\d+) passed")
 SKIPPED = re.compile(r"(\d+) skipped")
+# scripts/gates.py: a line `== NAME == COMMAND` opens each gate's output.
+GATE_HEADER = re.compile(r"^== (\S+) == .*$", re.MULTILINE)
+ALL_PASSED = re.compile(r"^gates: all \d+ passed", re.MULTILINE)
+GATES = ("lock", "black", "isort", "ruff", "mypy", "bandit", "detect-secrets", "pytest")
+
+
+def gate_outputs(output: str) -> dict[str, str]:
+    """Each gate's output in a run of scripts/gates.py, by gate name."""
+    headers = list(GATE_HEADER.finditer(output))
+    ends = [header.start() for header in headers[1:]] + [len(output)]
+    return {
+        header.group(1): output[header.end() : end]
+        for header, end in zip(headers, ends, strict=True)
+    }
 
 
 # The overhead benchmark starts servers of its own (~25 s); one copy runs it
@@ -252,9 +265,10 @@ def run_gates(
     slow: bool = False,
     tests: Sequence[str] = (),
 ) -> dict[str, str]:
-    """Run the project's own gates in its own locked environment.
+    """Run the project's own gates in its own locked environment, with its one
+    gate command (scripts/gates.py), as its CI and pre-commit do.
 
-    Returns each gate's output; fails the test on the first gate that fails.
+    Returns each gate's output; fails the test when a gate fails.
     `after_update` runs fewer fuzz examples; `slow` runs the service's slow
     tests too, as its CI does (`pytest -m ""`), and `benchmark` its overhead
     benchmark among them; `tests` limits the service's pytest run to those
@@ -263,33 +277,7 @@ def run_gates(
     assert slow or not benchmark, "the benchmarks are slow tests"
     answers = effective(answers)
     env = tool_env(interpreter(answers["python_version"]))
-    outputs: dict[str, str] = {}
-    gates = [
-        ("sync", ["uv", "sync", "--locked"]),
-        ("black", ["uv", "run", "--frozen", "black", "--check", "."]),
-        ("isort", ["uv", "run", "--frozen", "isort", "--check-only", "."]),
-        ("ruff", ["uv", "run", "--frozen", "ruff", "check", "."]),
-        ("mypy", ["uv", "run", "--frozen", "mypy"]),
-        ("bandit", ["uv", "run", "--frozen", "bandit", "-q", "-c", "pyproject.toml",
-                    "-r", "app"]),
-    ]  # fmt: skip
-    for name, args in gates:
-        outputs[name] = run(args, project, env).check().output
-    # Every file an owner would commit (uv.lock is all hashes).
-    tracked = [
-        str(path.relative_to(project))
-        for path in sorted(project.rglob("*"))
-        if path.is_file()
-        and path.name != "uv.lock"
-        and not set(path.relative_to(project).parts) & UNTRACKED
-    ]
-    outputs["detect-secrets"] = run(
-        ["uv", "run", "--frozen", "detect-secrets-hook", "--baseline",
-         ".secrets.baseline", *tracked],
-        project,
-        env,
-    ).check().output  # fmt: skip
-
+    run(["uv", "sync", "--locked"], project, env).check()
     test_env = dict(env)
     if answers["production_database"] == "postgresql":
         if not reachable(POSTGRES):
@@ -310,11 +298,16 @@ def run_gates(
     pytest_run = ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"]
     if slow:
         extra.extend(["-m", ""])
-    tested = run([*pytest_run, *extra, *tests], project, test_env)
-    outputs["pytest"] = tested.check().output
-    assert PASSED.search(tested.output), tested.output
+    # The service's one gate command, as its CI runs it.
+    gates = ["uv", "run", "--frozen", "python", "scripts/gates.py"]
+    ran = run([*gates, "--", *pytest_run[4:], *extra, *tests], project, test_env)
+    outputs = gate_outputs(ran.output)
+    assert ran.returncode == 0, ran.output
+    assert ALL_PASSED.search(ran.output), ran.output
+    assert set(outputs) == set(GATES), ran.output
+    assert PASSED.search(outputs["pytest"]), ran.output
     # Every test runs where the services exist: a skip is a gap, not a pass.
-    assert not SKIPPED.search(tested.output), tested.output
+    assert not SKIPPED.search(outputs["pytest"]), ran.output
     # The tests on the real servers ran (none skipped) in the run above;
     # count them there.
     real_servers = []

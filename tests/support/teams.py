@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from tests.migrations import version_key
 from tests.support import POSTGRES, Run, missing, reachable, run
+from tests.support.migrations import version_key
 
 SEAMS_FROM = (0, 7, 0)
 PSQL = ["psql", "-h", POSTGRES[0], "-p", str(POSTGRES[1]), "-U", "postgres"]
@@ -66,14 +66,75 @@ INVOICES_TASKS = '''"""Background tasks of invoices."""
 
 from loguru import logger
 
+from app.worker.idempotency import once
+from app.worker.middleware import sessionmaker
 from app.worker.registry import task
 
 
 @task()
 async def send_invoice(number: str) -> None:
-    """Send an invoice to its customer."""
-    logger.info("invoice {number} sent", number=number)
+    """Send an invoice to its customer, once however often it is asked."""
+    async with sessionmaker()() as session, once(session, f"send:{number}") as first:
+        if first:
+            logger.info("invoice {number} sent", number=number)
 '''
+# The route that sends it, where the service has a worker.
+SEND_IMPORTS = (
+    "from app.invoices.tasks import send_invoice\n"
+    "from app.worker.jobs import JobsDep\n"
+)
+SEND_ROUTE = '''
+
+@router.post("/{number}/send", status_code=202)
+async def send(number: str, jobs: JobsDep) -> dict[str, str]:
+    """Send the invoice in the background."""
+    return {"message_id": await jobs.send(send_invoice, number)}
+'''
+# From v0.11.0, what the app's routes enqueue in a test waits in the `tasks`
+# fixture: the team tests its task through its route.
+TASKS_FIXTURE_FROM = (0, 11, 0)
+INVOICES_TASK_TEST = '''"""The team's own test of its task."""
+
+import pytest
+from httpx import AsyncClient
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.worker.idempotency import ProcessedMessage
+from tests.fixtures.tasks import EnqueuedTasks
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_an_invoice_sent_twice_is_sent_once(
+    client: AsyncClient, session: AsyncSession, tasks: EnqueuedTasks
+) -> None:
+    for _ in range(2):
+        response = await client.post("/api/v1/invoices/INV-9/send")
+        assert response.status_code == 202
+
+    assert await tasks.run() == 2
+    assert await session.get(ProcessedMessage, "send:INV-9") is not None
+'''
+# What release migrations rewrite in a team's own code (a codemod, as v0.7.0
+# rewrote app/api/v1.py): (release, old text, new text).
+CODEMODS = (
+    (
+        (0, 13, 0),
+        "from app.worker.middleware import sessionmaker\n",
+        "from app.worker.sessions import sessionmaker\n",
+    ),
+)
+
+
+def as_migrated(text: str, release: str, target: tuple[int, ...]) -> str:
+    """A team's file as the migrations of an update from `release` to
+    `target` leave it."""
+    for version, old, new in CODEMODS:
+        if version_key(release) < version <= target:
+            text = text.replace(old, new)
+    return text
+
+
 INVOICES_SETTINGS = '''
 
 class InvoiceSettings(BaseModel):
@@ -259,10 +320,12 @@ class Team:
         self.write("app/invoices/__init__.py", INVOICES_INIT)
         self.write("app/invoices/models.py", INVOICES_MODELS)
         self.write("app/invoices/router.py", INVOICES_ROUTER)
-        if self.has_worker:
-            self.write("app/invoices/tasks.py", INVOICES_TASKS)
         self.write("tests/invoices/__init__.py", "")
         self.write("tests/invoices/test_router.py", INVOICES_TEST)
+        if self.has_worker:
+            self.write("app/invoices/tasks.py", INVOICES_TASKS)
+            if version_key(self.release) >= TASKS_FIXTURE_FROM:
+                self.add_sending()
         api = self.api_module()
         text = api.read_text()
         api.write_text(with_import(text, ROUTER_IMPORT, "fastapi") + router_line(text))
@@ -275,6 +338,14 @@ class Team:
             (self.project / ".env").write_text(
                 "WORKER_MODULES=app.publications.tasks,app.invoices.tasks\n"
             )
+
+    def add_sending(self) -> None:
+        """A route that sends the team's task, and the test of both."""
+        router = self.project / "app" / "invoices" / "router.py"
+        model = "from app.invoices.models import Invoice\n"
+        text = router.read_text().replace(model, model + SEND_IMPORTS)
+        router.write_text(text + SEND_ROUTE)
+        self.write("tests/invoices/test_tasks.py", INVOICES_TASK_TEST)
 
     def plug_in(self) -> None:
         """From v0.7.0: middleware and task as a plugin, a settings group."""
@@ -395,8 +466,11 @@ class Team:
         """The team's own files, as they are now."""
         return {name: (self.project / name).read_text() for name in self.added}
 
-    def after_update(self, kept: dict[str, str], example: bool) -> list[str]:
-        """What is wrong after an update (and `python -m app migrate`)."""
+    def after_update(
+        self, kept: dict[str, str], example: bool, target: tuple[int, ...]
+    ) -> list[str]:
+        """What is wrong after an update to `target` (and `python -m app
+        migrate`)."""
         problems = []
 
         def expect(condition: bool, what: str) -> None:
@@ -405,6 +479,7 @@ class Team:
 
         for name, text in kept.items():
             path = self.project / name
+            text = as_migrated(text, self.release, target)
             expect(path.is_file() and path.read_text() == text, f"{name} unchanged")
         api = self.api_module().read_text()
         expect(

@@ -1,16 +1,20 @@
-"""app/routes.py reads how FastAPI holds included routers (not a public API):
-these tests pin that reading against what FastAPI itself publishes, so a
-FastAPI upgrade that changes the shape fails here, saying where."""
+"""FastAPI: how it holds included routers (not a public API), which
+app/compat/fastapi_routes.py reads. These tests pin that reading against
+what FastAPI itself publishes, so a FastAPI upgrade that changes the shape
+fails here, saying where."""
 
 from __future__ import annotations
+
+import importlib
+import sys
 
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI, WebSocket
 from httpx import ASGITransport, AsyncClient
 
+from app.compat.fastapi_routes import route_table
 from app.plugin import Plugin
-from app.routes import route_table
 from app.settings import Settings
 from tests.fixtures.client import client_for
 from tests.fixtures.identity import user_headers
@@ -40,7 +44,23 @@ def nested_app(settings: Settings) -> FastAPI:
     return notes_app(settings, plugins=[Plugin(name="nested", api_routers=[outer])])
 
 
-def test_the_table_has_the_openapi_document_s_paths_and_methods(
+def test_an_included_router_is_one_branch_with_its_router_and_prefix() -> None:
+    inner = APIRouter()
+
+    @inner.get("/thing")
+    async def thing() -> None:
+        return None
+
+    app = FastAPI()
+    app.include_router(inner, prefix="/outer")
+    [branch] = [route for route in app.routes if hasattr(route, "original_router")]
+
+    assert getattr(branch, "original_router", None) is inner
+    inclusion = getattr(branch, "include_context", None)
+    assert getattr(inclusion, "prefix", None) == "/outer"
+
+
+async def test_the_table_has_the_openapi_document_s_paths_and_methods(
     settings: Settings,
 ) -> None:
     app = nested_app(settings)
@@ -100,3 +120,14 @@ async def test_a_405_behind_a_root_path_names_the_methods(settings: Settings) ->
 
     assert refused.status_code == 405
     assert refused.headers["allow"] == "GET, PUT"
+
+
+def test_the_old_module_of_the_route_table_imports_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delitem(sys.modules, "app.routes", raising=False)
+
+    with pytest.warns(DeprecationWarning, match="app.compat.fastapi_routes"):
+        old = importlib.import_module("app.routes")
+
+    assert old.route_table is route_table

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import re
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,6 +27,14 @@ def load(path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_lib() -> ModuleType:
+    """migrations_copier/_lib, imported as a script imports it when copier
+    runs it: from migrations_copier/ put on sys.path."""
+    if str(MIGRATIONS) not in sys.path:
+        sys.path.insert(0, str(MIGRATIONS))
+    return importlib.import_module("_lib")
 
 
 def all_changes() -> list[Any]:

@@ -1,0 +1,1 @@
+"""The project's own commands (not part of the app or its image)."""
