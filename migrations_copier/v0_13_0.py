@@ -6,7 +6,8 @@ module, and moves the tasks' sessionmaker out of it to `app/worker/sessions.py`
 works in 0.13, with a DeprecationWarning, which the services' tests turn into
 an error for code under `app`: so the services' own files (the example's
 task, the owner's tasks and tests, which updates never render) get the new
-import here. Only the import line changes; `sessionmaker()()` works as it did.
+import here, moved where isort sorts it. Nothing else changes:
+`sessionmaker()()` works as it did.
 """
 
 from __future__ import annotations
@@ -21,18 +22,44 @@ from _lib import Changes, main
 OLD_IMPORT = "from app.worker.middleware import sessionmaker\n"
 NEW_IMPORT = "from app.worker.sessions import sessionmaker\n"
 FOLDERS = ("app", "tests", "benchmarks")
+FIRST_PARTY = ("from app.", "from tests.")
+
+
+def module_of(line: str) -> str:
+    return line.split()[1]
+
+
+def rewritten(text: str) -> str:
+    """`text` importing sessionmaker from its new module, the line moved to
+    where isort (profile black) sorts it in its block of the service's own
+    imports; `text` itself where it has no old import."""
+    lines = text.splitlines(keepends=True)
+    if OLD_IMPORT not in lines:
+        return text
+    at = lines.index(OLD_IMPORT)
+    del lines[at]
+    start = at
+    while start > 0 and lines[start - 1].startswith(FIRST_PARTY):
+        start -= 1
+    end = at
+    while end < len(lines) and lines[end].startswith(FIRST_PARTY):
+        end += 1
+    key = module_of(NEW_IMPORT)
+    before = [i for i in range(start, end) if module_of(lines[i]) > key]
+    lines.insert(before[0] if before else end, NEW_IMPORT)
+    return "".join(lines)
 
 
 def import_sessionmaker_from_its_new_module(project: Path) -> list[str]:
-    """Rewrite the old import line wherever a service file has it."""
+    """Rewrite the old import wherever a service file has it."""
     changed = []
     for folder in FOLDERS:
         for path in sorted((project / folder).rglob("*.py")):
             text = path.read_text()
-            if OLD_IMPORT not in text:
-                continue
-            path.write_text(text.replace(OLD_IMPORT, NEW_IMPORT))
-            changed.append(path.relative_to(project).as_posix())
+            new = rewritten(text)
+            if new != text:
+                path.write_text(new)
+                changed.append(path.relative_to(project).as_posix())
     if not changed:
         return []
     return [f"sessionmaker imported from app.worker.sessions in {', '.join(changed)}"]

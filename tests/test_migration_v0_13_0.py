@@ -63,15 +63,44 @@ def test_every_file_importing_the_old_sessionmaker_imports_the_new_one(
         text = (project / path).read_text()
         assert "from app.worker.sessions import sessionmaker\n" in text, path
         assert "app.worker.middleware" not in text, path
-    # Only the import line changes.
+    # Only the import changes, to where isort sorts it.
     assert (project / "app/publications/tasks.py").read_text() == EXAMPLE_TASK.replace(
-        "app.worker.middleware", "app.worker.sessions"
+        "from app.worker.middleware import sessionmaker\n"
+        "from app.worker.registry import task\n",
+        "from app.worker.registry import task\n"
+        "from app.worker.sessions import sessionmaker\n",
     )
     assert first == [
         "sessionmaker imported from app.worker.sessions in app/invoices/tasks.py,"
         " app/publications/tasks.py, tests/invoices/test_tasks.py"
     ]
     assert second == []
+
+
+def test_the_new_import_goes_where_isort_puts_it_among_the_services_own() -> None:
+    text = (
+        "import pytest\n\n"
+        "from app.worker.middleware import sessionmaker\n"
+        "from app.worker.settings import WorkerSettings\n"
+        "from tests.fixtures.tasks import EnqueuedTasks\n\n"
+        "X = 1\n"
+    )
+
+    assert V0_13_0.rewritten(text) == (
+        "import pytest\n\n"
+        "from app.worker.sessions import sessionmaker\n"
+        "from app.worker.settings import WorkerSettings\n"
+        "from tests.fixtures.tasks import EnqueuedTasks\n\n"
+        "X = 1\n"
+    )
+    # Last of its block.
+    assert V0_13_0.rewritten(
+        "from app.db import SessionDep\n"
+        "from app.worker.middleware import sessionmaker\n\nX = 1\n"
+    ) == (
+        "from app.db import SessionDep\n"
+        "from app.worker.sessions import sessionmaker\n\nX = 1\n"
+    )
 
 
 def test_other_imports_from_the_worker_middleware_are_left_alone(

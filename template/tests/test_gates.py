@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # A gate run on its own (`uv lock`, `uv run ... mypy`) would be a second list.
 TOOLS = "|".join(re.escape(g.check[0]) for g in gates.GATES if g.check[0] != "uv")
 DIRECT = re.compile(rf"\buv (lock\b|run\b.*\b({TOOLS})\b)")
+# pre-commit's config and the workflows are optional: where an owner deleted
+# one, nothing in it can drift from the list, and its test has nothing to do.
 
 
 def called(line: str) -> list[str]:
@@ -34,7 +36,10 @@ def names(chosen: list[gates.Gate]) -> list[str]:
 
 
 def test_pre_commit_runs_every_gate_but_the_tests_through_the_command() -> None:
-    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    path = ROOT / ".pre-commit-config.yaml"
+    if not path.is_file():
+        return
+    config = yaml.safe_load(path.read_text())
     hooks: list[dict[str, Any]] = [h for repo in config["repos"] for h in repo["hooks"]]
     ours = [h for h in hooks if "scripts/gates.py" in h["entry"]]
     assert len(ours) == 1, ours
@@ -48,7 +53,10 @@ def test_pre_commit_runs_every_gate_but_the_tests_through_the_command() -> None:
 
 
 def test_ci_runs_every_gate_and_the_slow_tests_through_the_command() -> None:
-    workflow = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
+    path = ROOT / ".github/workflows/ci.yml"
+    if not path.is_file():
+        return
+    workflow = yaml.safe_load(path.read_text())
     runs = [
         step["run"]
         for job in workflow["jobs"].values()
@@ -70,7 +78,10 @@ def test_ci_runs_every_gate_and_the_slow_tests_through_the_command() -> None:
 
 
 def test_the_security_workflow_runs_its_offline_gates_through_the_command() -> None:
-    workflow = yaml.safe_load((ROOT / ".github/workflows/security.yml").read_text())
+    path = ROOT / ".github/workflows/security.yml"
+    if not path.is_file():
+        return
+    workflow = yaml.safe_load(path.read_text())
     lines = [
         line
         for job in workflow["jobs"].values()
