@@ -103,6 +103,65 @@ def test_the_new_import_goes_where_isort_puts_it_among_the_services_own() -> Non
     )
 
 
+def test_a_bracketed_import_after_it_is_stepped_over() -> None:
+    text = (
+        "from app.worker.middleware import sessionmaker\n"
+        "from app.worker.registry import (\n"
+        "    TASKS,\n"
+        "    task,\n"
+        ")\n"
+        "from app.zz import thing\n\nX = 1\n"
+    )
+
+    assert V0_13_0.rewritten(text) == (
+        "from app.worker.registry import (\n"
+        "    TASKS,\n"
+        "    task,\n"
+        ")\n"
+        "from app.worker.sessions import sessionmaker\n"
+        "from app.zz import thing\n\nX = 1\n"
+    )
+
+
+def test_sessionmaker_leaves_an_import_of_several_names_and_its_comment() -> None:
+    one_line = (
+        "from app.worker.middleware import Heartbeat, sessionmaker  # noqa: F401\n"
+    )
+    bracketed = (
+        "from app.worker.middleware import (\n"
+        "    Heartbeat,\n"
+        "    TaskTracing,\n"
+        "    sessionmaker,\n"
+        ")\n"
+    )
+
+    assert V0_13_0.rewritten(one_line) == (
+        "from app.worker.middleware import Heartbeat  # noqa: F401\n"
+        "from app.worker.sessions import sessionmaker\n"
+    )
+    assert V0_13_0.rewritten(bracketed) == (
+        "from app.worker.middleware import (\n"
+        "    Heartbeat,\n"
+        "    TaskTracing,\n"
+        ")\n"
+        "from app.worker.sessions import sessionmaker\n"
+    )
+
+
+def test_a_use_it_cannot_rewrite_is_named_to_change_by_hand(tmp_path: Path) -> None:
+    inside = "def open_session():\n    from app.worker.middleware import sessionmaker\n"
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "late.py").write_text(inside)
+
+    done = STEP(tmp_path)
+
+    assert (tmp_path / "app" / "late.py").read_text() == inside
+    assert done == [
+        "check by hand (app.worker.middleware.sessionmaker is deprecated):"
+        " app/late.py"
+    ]
+
+
 def test_other_imports_from_the_worker_middleware_are_left_alone(
     tmp_path: Path,
 ) -> None:

@@ -18,6 +18,7 @@ import re
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -234,6 +235,21 @@ class AccessLog:
         self.flush_soon()
 
 
+# Only for access_log(), deprecated in 0.13.0 and removed in 0.14.0.
+_configured_access_log: AccessLog | None = None
+
+
+def access_log() -> AccessLog | None:
+    """Deprecated: `configure_logging` returns the access log."""
+    warnings.warn(
+        "app.logging.access_log() is deprecated: configure_logging() returns"
+        " the access log",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return _configured_access_log
+
+
 def configure_logging(
     settings: Settings, stream: TextIO | None = None
 ) -> AccessLog | None:
@@ -241,6 +257,7 @@ def configure_logging(
 
     Returns the access log for ObservabilityMiddleware (None when it is off).
     """
+    global _configured_access_log
     target = stream or sys.stdout
     logger.remove()
     logger.configure(
@@ -288,4 +305,5 @@ def configure_logging(
     logging.getLogger("sqlalchemy.engine").setLevel(
         logging.INFO if echo else logging.WARNING
     )
-    return AccessLog(settings, target) if access_on else None
+    _configured_access_log = AccessLog(settings, target) if access_on else None
+    return _configured_access_log

@@ -11,6 +11,11 @@ connection and sends nothing, holds it open for ever. Here:
 - a head not complete SERVER_HEADER_TIMEOUT seconds after the connection
   opened, or after the previous response, is answered 408 and the
   connection closed, whatever the client sent meanwhile (a bare CRLF too).
+Either answer is followed by a lingering close, as nginx does: the server
+stops sending (FIN) and reads and drops what the client still sends for up
+to LINGER_SECONDS before it closes. Closing at once would make the client's
+kernel answer its next bytes with a reset, which can destroy the 408 or 431
+before the client has read it.
 Between requests, uvicorn's keep-alive timeout (5 s) closes idle connections
 first. A head sent while an earlier response is still due (pipelining) waits
 for that response before its time starts; one that grows too large then
@@ -40,6 +45,10 @@ from app.settings import load_settings
 
 # Bytes a response may have waiting for the end of the event loop's step.
 FLUSH_AT = 64 * 1024
+
+
+# How long a refused connection still reads (and drops) what the client sends.
+LINGER_SECONDS = 2.0
 
 
 @functools.cache
@@ -107,6 +116,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.heads = 0  # heads begun on this connection
         self.head_bytes = 0
         self.head_deadline: asyncio.TimerHandle | None = None
+        self.refused = False  # answered 408 or 431: lingering, then closed
 
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
@@ -120,6 +130,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return  # read and dropped until the lingering close ends
         pending = self.heads if self.reading_head else None
         super().data_received(data)
         # Only a read that neither began nor ended the head counts in full
@@ -186,4 +198,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             b"content-length: %d\r\nconnection: close\r\n\r\n%s"
             % (status, body, len(body), body)
         )
-        self.transport.close()
+        self.refused = True
+        self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)

@@ -49,6 +49,14 @@ __all__ = [
 ]
 
 DEFAULT_PROPAGATORS = {"tracecontext", "baggage"}
+# Moved to app/middleware/sampling_gate.py in 0.13.0; importable from here,
+# with a DeprecationWarning, until 0.14.0.
+_MOVED_TO_THE_GATE = {
+    "LOW_64_BITS",
+    "NeedsInstrumentation",
+    "TRACEPARENT",
+    "read_parent",
+}
 
 _active: TracerProvider | None = None
 
@@ -229,3 +237,18 @@ def extract(carrier: dict[str, Any] | None) -> otel_context.Context:
     from opentelemetry import propagate
 
     return propagate.extract(carrier or {})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_THE_GATE:
+        import warnings
+
+        from app.middleware import sampling_gate
+
+        warnings.warn(
+            f"app.telemetry.{name} moved to app.middleware.sampling_gate",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(sampling_gate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,8 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # detect-secrets reads every file an owner would commit; uv.lock is all hashes.
 NOT_SCANNED = {"uv.lock"}
-# Outside a git repository: every file but these folders' (see .gitignore).
-NOT_COMMITTED = {".git", ".venv", "var", "__pycache__", ".mypy_cache", ".ruff_cache"}
+# Outside a git repository: every file but these (see .gitignore).
+NOT_COMMITTED = {
+    ".git", ".venv", "var", "__pycache__", ".mypy_cache", ".ruff_cache",
+    ".pytest_cache", "dist", "build", ".env",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -112,23 +115,19 @@ def command(gate: Gate, options: argparse.Namespace) -> list[str]:
 
 
 def committed_files() -> list[str]:
-    """Tracked files and new ones git does not ignore, or, outside a
-    repository, every file outside NOT_COMMITTED."""
-    listed = subprocess.run(
-        [  # noqa: S607 - the git on PATH, as a shell would run it
-            "git",
-            "ls-files",
-            "-z",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if listed.returncode == 0:
+    """The files git tracks (staged ones included: what a commit holds), or,
+    outside a repository, every file but NOT_COMMITTED."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached"],  # noqa: S607 - git on PATH
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:  # no git here
+        listed = None
+    if listed is not None and listed.returncode == 0:
         names = [name for name in listed.stdout.split("\0") if name]
     else:
         names = [

@@ -14,7 +14,6 @@ from app.settings import Settings
 pytestmark = pytest.mark.anyio
 
 
-# Async: the `settings` fixture's database may be an async fixture's.
 async def test_they_are_the_probes_and_metrics_the_app_serves(
     settings: Settings,
 ) -> None:

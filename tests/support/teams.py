@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tests.support import POSTGRES, Run, missing, reachable, run
-from tests.support.migrations import MIGRATIONS, load, version_key
+from tests.support.migrations import version_key
 
 SEAMS_FROM = (0, 7, 0)
 PSQL = ["psql", "-h", POSTGRES[0], "-p", str(POSTGRES[1]), "-U", "postgres"]
@@ -115,17 +115,28 @@ async def test_an_invoice_sent_twice_is_sent_once(
     assert await tasks.run() == 2
     assert await session.get(ProcessedMessage, "send:INV-9") is not None
 '''
-# What release migrations rewrite in a team's own code (a codemod, as v0.7.0
-# rewrote app/api/v1.py), by release: each script's own `rewritten(text)`.
-CODEMODS = (((0, 13, 0), "v0_13_0.py"),)
+# What release migrations rewrite in a team's own files (a codemod, as v0.7.0
+# rewrote app/api/v1.py), written out: (release, the file before, after).
+CODEMODS = (
+    (
+        (0, 13, 0),
+        INVOICES_TASKS,
+        INVOICES_TASKS.replace(
+            "from app.worker.middleware import sessionmaker\n"
+            "from app.worker.registry import task\n",
+            "from app.worker.registry import task\n"
+            "from app.worker.sessions import sessionmaker\n",
+        ),
+    ),
+)
 
 
 def as_migrated(text: str, release: str, target: tuple[int, ...]) -> str:
     """A team's file as the migrations of an update from `release` to
     `target` leave it."""
-    for version, script in CODEMODS:
-        if version_key(release) < version <= target:
-            text = load(MIGRATIONS / script).rewritten(text)
+    for version, before, after in CODEMODS:
+        if version_key(release) < version <= target and text == before:
+            text = after
     return text
 
 

@@ -27,25 +27,9 @@ WORKER_* settings), `jobs` (sending), `sessions` and `idempotency`,
 worker process imports), `dead_letters` and `__main__` (the commands).
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
 from app.worker.idempotency import exactly_once, once
+from app.worker.jobs import Jobs, JobsDep
 from app.worker.registry import task
 from app.worker.sessions import task_session
 
-if TYPE_CHECKING:
-    from app.worker.jobs import Jobs, JobsDep
-
 __all__ = ["Jobs", "JobsDep", "exactly_once", "once", "task", "task_session"]
-
-
-def __getattr__(name: str) -> Any:
-    # Sending needs FastAPI, which a worker's commands (its liveness probe
-    # among them) would otherwise import for nothing.
-    if name in ("Jobs", "JobsDep"):
-        from app.worker import jobs
-
-        return getattr(jobs, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

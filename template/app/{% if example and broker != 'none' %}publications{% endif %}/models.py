@@ -7,8 +7,7 @@ from datetime import datetime
 from sqlalchemy import DateTime
 from sqlmodel import Field, SQLModel
 
-# Named here too for the code that still imports it from this module.
-from app.clock import utcnow as utcnow
+from app.clock import utcnow
 
 
 class ItemPublication(SQLModel, table=True):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from loguru import logger
 
-from app.publications.models import ItemPublication, utcnow
+from app.clock import utcnow
+from app.publications.models import ItemPublication
 from app.worker import exactly_once, task
 
 

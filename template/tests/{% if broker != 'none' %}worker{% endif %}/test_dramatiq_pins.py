@@ -33,6 +33,8 @@ def environment() -> Iterator[None]:
 def test_prometheus_middleware_still_makes_the_metrics_app_worker_metrics_reads() -> (
     None
 ):
+    for name in MULTIPROCESS_VARIABLES:
+        os.environ.pop(name, None)
     middleware = Prometheus()
     broker = StubBroker(middleware=[])
     middleware.after_process_boot(broker)  # type: ignore[no-untyped-call]
