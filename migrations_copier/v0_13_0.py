@@ -56,7 +56,12 @@ def rewritten(text: str) -> str:
     app.worker.middleware, the new line where isort (profile black) sorts it
     among the service's own imports; `text` itself where it has no such
     top-level import."""
-    body = ast.parse(text).body
+    if OLD_MODULE not in text:
+        return text
+    try:
+        body = ast.parse(text).body
+    except SyntaxError:  # conflict markers of this update: changed by hand
+        return text
     found = [
         index
         for index, node in enumerate(body)

@@ -162,6 +162,28 @@ def test_a_use_it_cannot_rewrite_is_named_to_change_by_hand(tmp_path: Path) -> N
     ]
 
 
+def test_a_file_this_update_left_conflicted_is_named_not_parsed(
+    tmp_path: Path,
+) -> None:
+    conflicted = (
+        "<<<<<<< before updating\n"
+        "from app.worker.middleware import sessionmaker\n"
+        "=======\n"
+        "from app.worker import task_session\n"
+        ">>>>>>> after updating\n"
+    )
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "tasks.py").write_text(conflicted)
+
+    done = STEP(tmp_path)
+
+    assert (tmp_path / "app" / "tasks.py").read_text() == conflicted
+    assert done == [
+        "check by hand (app.worker.middleware.sessionmaker is deprecated):"
+        " app/tasks.py"
+    ]
+
+
 def test_other_imports_from_the_worker_middleware_are_left_alone(
     tmp_path: Path,
 ) -> None:
