@@ -35,10 +35,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first (stable otherwise): the long update and gate runs start
-    on every worker at once, and the quick tests fill the end, where one
-    worker would otherwise sit idle behind the last long test."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The longest first (stable otherwise): tests that run a generated
+    service's whole gates (`long`), then the other slow ones, then the quick
+    ones, which fill the end, where one worker would otherwise sit idle
+    behind the last long test."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("long"):
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(params=sorted(ANSWER_SETS), ids=str)
@@ -54,3 +61,23 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     destination = tmp_path_factory.mktemp("repo") / "template"
     repo, _, next_tag = build_template_repo(destination)
     return repo, next_tag
+
+
+MEASURED: list[dict[str, Any]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect what the image tests measured (from xdist workers too)."""
+    if report.when == "call":
+        for key, value in report.user_properties:
+            if key == "image measurements" and isinstance(value, dict):
+                MEASURED.append(value)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if MEASURED:
+        terminalreporter.section("image measurements")
+        for row in sorted(MEASURED, key=lambda row: str(row["answers"])):
+            terminalreporter.write_line(
+                "  ".join(f"{key}={value}" for key, value in row.items())
+            )

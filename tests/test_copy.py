@@ -172,6 +172,7 @@ def test_the_slow_suites_cover_every_broker_database_and_python() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_copy_passes_its_own_gates(
     copie: Any, answers: dict[str, Any], request: pytest.FixtureRequest
 ) -> None:

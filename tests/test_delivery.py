@@ -471,7 +471,9 @@ def test_ports_timeouts_and_probe_paths_agree_across_files(
     assert {"/live", "/ready"} <= routes, routes
 
     assert exposed == {int(docker_env["SERVER_PORT"])}
-    assert f"127.0.0.1:{docker_env['SERVER_PORT']}/live" in healthcheck
+    # The health check asks the port the server listens on (SERVER_PORT).
+    assert "'http://127.0.0.1:%s/live' % os.environ.get('SERVER_PORT'," in healthcheck
+    assert f"'SERVER_PORT', '{docker_env['SERVER_PORT']}')" in healthcheck
     assert (
         compose["services"]["api"]["ports"][0].rsplit(":", 1)[1]
         == docker_env["SERVER_PORT"]

@@ -411,6 +411,7 @@ def test_shell_blocks_are_read_as_commands() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_the_tutorial_runs_as_written(
     template_repo: tuple[Path, str], tmp_path: Path
 ) -> None:

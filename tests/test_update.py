@@ -218,8 +218,20 @@ def template_files_differing(
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("release", "answer_set"),
-    UPDATE_PATHS,
-    ids=[f"{r.tag}-{name}" for r, name in UPDATE_PATHS],
+    [
+        pytest.param(
+            release,
+            name,
+            id=f"{release.tag}-{name}",
+            # A path that runs the updated service's gates takes minutes.
+            marks=(
+                [pytest.mark.long]
+                if any(version == release.version for version, _ in FULL_PATHS)
+                else []
+            ),
+        )
+        for release, name in UPDATE_PATHS
+    ],
 )
 def test_teams_take_the_update_with_their_edits_and_their_data(
     template_repo: tuple[Path, str],
