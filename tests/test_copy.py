@@ -200,7 +200,9 @@ def test_pre_commit_hooks_run_offline_from_the_lock(copie: Any) -> None:
     (project / "NOTES.md").write_text(
         "<<<<<<< HEAD\nmine\n=======\ntheirs\n>>>>>>> main\n"
     )
-    (project / "app" / "leak.py").write_text('PASSWORD = "hunter2-very-secret-Xy9"\n')
+    # The secret the hooks must catch (this repository's own scan lets it be).
+    leak = 'PASSWORD = "hunter2-very-secret-Xy9"\n'  # pragma: allowlist secret
+    (project / "app" / "leak.py").write_text(leak)
     git(project, "add", "NOTES.md", "app/leak.py")
     conflicted = run(hooks, project, env)
 

@@ -16,6 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -215,12 +216,18 @@ def test_compose_runs_migrations_before_the_api(
     compose = yaml.safe_load((service / "compose.yaml").read_text())
     services = compose["services"]
 
-    expected = {"migrate", "api"}
+    expected = {"migrate", "api", "redis"}
     if chosen["broker"] != "none":
         expected |= {"worker", chosen["broker"]}
     if chosen["production_database"] == "postgresql":
         expected.add("postgres")
     assert set(services) == expected
+    # Every backing service the production Secret names runs in compose too.
+    secret = yaml.safe_load((service / "deploy/k8s/secret.example.yaml").read_text())
+    environment = services["api"]["environment"]
+    for key in [key for key in secret["stringData"] if key.endswith("_DSN")]:
+        assert key in environment, key
+        assert urlsplit(environment[key]).hostname in services, (key, environment)
     assert services["migrate"]["command"] == ["python", "-m", "app", "migrate"]
     for name in {"api", "worker"} & set(services):
         assert services[name]["depends_on"]["migrate"] == {
@@ -472,8 +479,10 @@ def test_ports_timeouts_and_probe_paths_agree_across_files(
 
     assert exposed == {int(docker_env["SERVER_PORT"])}
     # The health check asks the port the server listens on (SERVER_PORT).
-    assert "'http://127.0.0.1:%s/live' % os.environ.get('SERVER_PORT'," in healthcheck
-    assert f"'SERVER_PORT', '{docker_env['SERVER_PORT']}')" in healthcheck
+    assert (
+        "'http://127.0.0.1:%s/live' % (os.environ.get('SERVER_PORT') or" in healthcheck
+    )
+    assert f"or '{docker_env['SERVER_PORT']}')" in healthcheck
     assert (
         compose["services"]["api"]["ports"][0].rsplit(":", 1)[1]
         == docker_env["SERVER_PORT"]

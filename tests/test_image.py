@@ -18,6 +18,7 @@ import http.client
 import json
 import re
 import secrets
+import socket
 import subprocess
 import threading
 import time
@@ -37,11 +38,12 @@ from tests.support.docker import (
     Pod,
     Unavailable,
     build,
+    claim_volume,
     engine,
     stand_in_bases,
     start,
+    unused_port,
 )
-from tests.support.server import free_port
 from tests.support.teams import database
 
 PYTHON = "3.13"  # the one Python Debian trixie has, for the stand-in base
@@ -64,6 +66,9 @@ IMAGE_SETS: dict[str, dict[str, Any]] = {
         "auth": "none",
     },
 }
+# Redis databases per answer set (broker first, if Redis is the broker; then
+# REDIS_DSN's), emptied before and after; the template's other tests use 13-15.
+REDIS_DATABASES = {"postgresql-redis": (11, 12), "sqlite-rabbitmq": (10,)}
 IN_FLIGHT = 6  # requests the server holds when `docker stop` is sent
 MEASUREMENT = "image measurements"
 
@@ -133,30 +138,33 @@ def image_size(running: Engine, image: str, base: str) -> tuple[int, int]:
 
 
 @contextmanager
-def broker_dsn(kind: str) -> Iterator[str]:
-    """A broker of the test's own: a Redis database emptied before and after,
-    or a RabbitMQ vhost made and deleted."""
-    address, _ = BROKERS[kind]
+def redis_databases(*numbers: int) -> Iterator[list[str]]:
+    """Redis databases of this test's own (by answer set), emptied before
+    and after."""
+    if not reachable(REDIS):
+        missing(f"Redis on {REDIS[0]}:{REDIS[1]}")
+
+    def flush() -> None:
+        for number in numbers:
+            subprocess.run(
+                ["redis-cli", "-h", REDIS[0], "-p", str(REDIS[1]), "-n", str(number),
+                 "flushdb"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+
+    flush()
+    try:
+        yield [f"redis://{REDIS[0]}:{REDIS[1]}/{number}" for number in numbers]
+    finally:
+        flush()
+
+
+@contextmanager
+def rabbitmq_vhost() -> Iterator[str]:
+    """A RabbitMQ vhost of this test's own, deleted afterwards."""
+    address, _ = BROKERS["rabbitmq"]
     if not reachable(address):
-        missing(f"{kind} on {address[0]}:{address[1]}")
-    if kind == "redis":
-        dsn = f"redis://{REDIS[0]}:{REDIS[1]}/11"
-        flush = [
-            "redis-cli",
-            "-h",
-            REDIS[0],
-            "-p",
-            str(REDIS[1]),
-            "-n",
-            "11",
-            "flushdb",
-        ]
-        subprocess.run(flush, check=True, capture_output=True)
-        try:
-            yield dsn
-        finally:
-            subprocess.run(flush, check=False, capture_output=True)
-        return
+        missing(f"RabbitMQ on {address[0]}:{address[1]}")
     vhost = f"image-{uuid.uuid4().hex[:10]}"
     ctl = ["rabbitmqctl", "--quiet"]
     subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True)
@@ -165,7 +173,7 @@ def broker_dsn(kind: str) -> Iterator[str]:
             [*ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
             check=True, capture_output=True,
         )  # fmt: skip
-        yield f"amqp://guest:guest@{address[0]}:{address[1]}/{vhost}"
+        yield f"amqp://guest:guest@{address[0]}:{address[1]}/{vhost}"  # pragma: allowlist secret
     finally:
         subprocess.run([*ctl, "delete_vhost", vhost], check=False, capture_output=True)
 
@@ -214,27 +222,41 @@ def wait_healthy(container: Container, seconds: float = 90) -> str:
     return f"still {container.state().get('Health')}"
 
 
+def wait_for_line(container: Container, text: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while text not in container.logs():
+        assert time.monotonic() < deadline, f"no {text!r} in:\n{container.logs()}"
+        time.sleep(0.05)
+
+
 def stop_during_requests(
     container: Container, port: int, token: str | None, grace: int
 ) -> tuple[float, list[int | str]]:
-    """`docker stop` while IN_FLIGHT requests are inside the server (head
-    and half the body sent); each then completes. Seconds to exit, answers."""
+    """`docker stop` while IN_FLIGHT requests are inside the app: each sends
+    its head with `Expect: 100-continue` and waits for the `100 Continue`
+    uvicorn sends when the route asks for the body; once the server logs its
+    shutdown, the bodies follow. Seconds the stop took, and the answers."""
     bodies = [json.dumps({"name": f"in flight {n}"}).encode() for n in range(IN_FLIGHT)]
     connections = []
     for body in bodies:
-        sock = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        sock.connect()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         head = [
             "POST /api/v1/items HTTP/1.1",
             "Host: 127.0.0.1",
             "Content-Type: application/json",
             f"Content-Length: {len(body)}",
+            "Expect: 100-continue",
             *([f"Authorization: Bearer {token}"] if token else []),
         ]
-        assert sock.sock is not None
-        sock.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body[:5])
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         connections.append(sock)
-    time.sleep(0.5)  # the server has read every head
+    for sock in connections:
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            chunk = sock.recv(1)
+            assert chunk, "the server closed before the request reached the app"
+            interim += chunk
+        assert interim.startswith(b"HTTP/1.1 100"), interim
     stopped: dict[str, float] = {}
 
     def stop() -> None:
@@ -246,13 +268,12 @@ def stop_during_requests(
 
     stopper = threading.Thread(target=stop)
     stopper.start()
-    time.sleep(1.0)  # SIGTERM has reached uvicorn: it accepts no more
+    wait_for_line(container, "Shutting down")  # SIGTERM reached uvicorn
     answers: list[int | str] = []
     for sock, body in zip(connections, bodies, strict=True):
         try:
-            assert sock.sock is not None
-            sock.sock.sendall(body[5:])
-            response = http.client.HTTPResponse(sock.sock, method="POST")
+            sock.sendall(body)
+            response = http.client.HTTPResponse(sock, method="POST")
             response.begin()
             response.read()
             answers.append(response.status)
@@ -301,7 +322,10 @@ def test_the_image_builds_and_runs_as_kubernetes_runs_it(
     running = docker_engine
     project = copy(copie, answers)
     tag = f"{name}:test"
-    base, _ = stand_in_bases(running, (project / "Dockerfile").read_text(), PYTHON)
+    try:
+        base, _ = stand_in_bases(running, (project / "Dockerfile").read_text(), PYTHON)
+    except Unavailable as error:
+        missing(f"the stand-in base images ({error})")
     seconds = build(running, project, tag)
     contents = check_contents(running, tag)
     size, added = image_size(running, tag, base)
@@ -320,26 +344,32 @@ def test_the_image_builds_and_runs_as_kubernetes_runs_it(
 
     manifests = Manifests.read(project)
     sqlite = answers["production_database"] == "sqlite"
-    ports = {"SERVER_PORT": free_port(), "METRICS_PORT": free_port(),
-             "WORKER_METRICS_PORT": free_port()}  # fmt: skip
+    ports = {
+        "SERVER_PORT": unused_port(),
+        "METRICS_PORT": unused_port(),
+        "WORKER_METRICS_PORT": unused_port(),
+    }
     secret_key = secrets.token_urlsafe(40)
     with ExitStack() as stack:
         db = stack.enter_context(
             database(answers["production_database"], tmp_path / "db")
         )
-        broker = stack.enter_context(broker_dsn(answers["broker"]))
+        redis = stack.enter_context(redis_databases(*REDIS_DATABASES[name]))
+        broker = (
+            redis.pop(0)
+            if answers["broker"] == "redis"
+            else stack.enter_context(rabbitmq_vhost())
+        )
         secret = {
             "SECRET_KEY": secret_key,
             "WORKER_BROKER_DSN": broker,
-            "REDIS_DSN": f"redis://{REDIS[0]}:{REDIS[1]}/12",
+            "REDIS_DSN": redis[0],
             "OTEL_EXPORTER_OTLP_HEADERS": "",
         }
         if not sqlite:
             secret["DATABASE_DSN"] = db.url
-        assert set(secret) == set(manifests.secret_keys)
-        env = {
-            **manifests.config(),
-            **secret,
+        # Values this machine needs; the names are the manifests' own.
+        here = {
             **{key: str(value) for key, value in ports.items()},
             "ALLOWED_HOSTS": "127.0.0.1",
             "SERVER_TRUSTED_PROXIES": "127.0.0.1",
@@ -347,34 +377,41 @@ def test_the_image_builds_and_runs_as_kubernetes_runs_it(
             "OTEL_EXPORTER_OTLP_ENDPOINT": "",
         }
         volumes: dict[str, str] = {}
-        if sqlite:
-            (claim,) = [
-                d for d in manifests.docs if d["kind"] == "PersistentVolumeClaim"
+        for claim in [
+            d for d in manifests.docs if d["kind"] == "PersistentVolumeClaim"
+        ]:
+            fs_group = manifests.pod("Deployment", "api").spec["securityContext"][
+                "fsGroup"
             ]
-            volumes[claim["metadata"]["name"]] = f"{name}-data"
-
-        def run(
-            pod: Pod, container: str, suffix: str, detach: bool = True
-        ) -> Container:
-            return start(
-                running, tag, pod, container, env, volumes, f"{name}-{suffix}", detach
+            volumes[claim["metadata"]["name"]] = claim_volume(
+                running, f"{name}-{claim['metadata']['name']}", tag, fs_group
             )
 
-        if manifests.has("Job", "migrate"):
+        def run(pod: Pod, container: str, detach: bool = True) -> Container:
+            env = manifests.env(pod, container, secret)
+            assert set(here) <= set(env) | {"OTEL_EXPORTER_OTLP_ENDPOINT"}, set(here)
+            started = start(
+                running, tag, pod, container, {**env, **here}, volumes,
+                f"{name}-{container}", detach,
+            )  # fmt: skip
+            stack.callback(started.remove)  # before the database and broker go
+            return started
+
+        if manifests.find("Job", "migrate"):
             job = manifests.pod("Job", "migrate")
             began = time.monotonic()
-            run(job, "migrate", "migrate", detach=False)
+            run(job, "migrate", detach=False)
             measured["migrate_s"] = round(time.monotonic() - began, 1)
             assert "alembic_version" in db.tables()
         api_pod = manifests.pod("Deployment", "api")
-        api = run(api_pod, "api", "api")
+        # The SQLite answer's one pod starts both containers at once; the API
+        # migrates the volume's database on start.
+        worker_pod = api_pod if sqlite else manifests.pod("Deployment", "worker")
+        api = run(api_pod, "api")
+        worker = run(worker_pod, "worker")
         measured["ready_s"] = round(wait_ready(ports["SERVER_PORT"], api), 1)
-        if sqlite:  # one pod: the API migrated the volume's database on start
-            worker = run(api_pod, "worker", "worker")
-            worker_pod = api_pod
-        else:
-            worker_pod = manifests.pod("Deployment", "worker")
-            worker = run(worker_pod, "worker", "worker")
+        if sqlite:
+            assert "alembic_version" in db_tables_in_volume(running, tag, volumes)
 
         token = (
             mint_token(running, tag, secret_key) if answers["auth"] == "jwt" else None
@@ -388,23 +425,49 @@ def test_the_image_builds_and_runs_as_kubernetes_runs_it(
         done = published(ports["SERVER_PORT"], item["id"], token)
         assert done["publish_count"] == 1
         assert queued["message_id"] in worker.logs()
+        # The worker's probes, as the kubelet runs them: liveness in the
+        # container (read-only root), readiness on its metrics port.
+        liveness = worker_pod.container("worker")["livenessProbe"]["exec"]["command"]
+        probed = worker.run(*liveness)
+        assert probed.returncode == 0, probed.stdout + probed.stderr
+        socket.create_connection(("127.0.0.1", ports["WORKER_METRICS_PORT"]), 5).close()
 
         assert wait_healthy(api) == "healthy"
 
         grace = api_pod.grace_seconds
-        measured["stop_s"], answers_in_flight = stop_during_requests(
+        stop_s, in_flight = stop_during_requests(
             api, ports["SERVER_PORT"], token, grace
         )
-        assert answers_in_flight == [201] * IN_FLIGHT, api.logs()
-        state = api.state()
-        assert state["ExitCode"] == 0, api.logs()
-        assert measured["stop_s"] < grace
+        assert in_flight == [201] * IN_FLIGHT, api.logs()
+        assert api.state()["ExitCode"] == 0, api.logs()
+        # Kubernetes pauses for preStop before SIGTERM, within the same grace.
+        assert api_pod.pre_stop_seconds("api") + stop_s < grace
         began = time.monotonic()
         worker.running.docker(
             "stop", "--time", str(worker_pod.grace_seconds), worker.name
         )
-        measured["worker_stop_s"] = round(time.monotonic() - began, 1)
+        worker_stop_s = time.monotonic() - began
         assert worker.state()["ExitCode"] == 0, worker.logs()
-        assert measured["worker_stop_s"] < worker_pod.grace_seconds
-        measured["stop_s"] = round(measured["stop_s"], 1)
+        assert worker_stop_s < worker_pod.grace_seconds
+        measured |= {
+            "stop_s": round(stop_s, 1),
+            "worker_stop_s": round(worker_stop_s, 1),
+        }
     record_property(MEASUREMENT, {"answers": name, **measured})
+
+
+def db_tables_in_volume(running: Engine, image: str, volumes: dict[str, str]) -> str:
+    """The tables of the SQLite file on the claim (read in a throwaway
+    container: the file is the volume's, not this machine's)."""
+    (volume,) = volumes.values()
+    code = (
+        "import glob, sqlite3; [path] = glob.glob('/data/*.db');"
+        " print(sqlite3.connect(path).execute("
+        "\"select group_concat(name) from sqlite_master where type='table'\").fetchone()[0])"
+    )
+    done = running.docker(
+        "run", "--rm", "--network", "none", "--no-healthcheck", "--read-only",
+        "--mount", f"type=volume,src={volume},dst=/data,readonly", image,
+        "python", "-c", code,
+    )  # fmt: skip
+    return done.stdout

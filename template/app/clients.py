@@ -3,7 +3,9 @@
 Every call the service makes leaves through `HttpClientDep` (or the
 `http_client` in the lifespan state), so no call can hang a request forever:
 connecting is bounded by HTTP_CLIENT_CONNECT_TIMEOUT and every read, write
-and pool wait by HTTP_CLIENT_TIMEOUT. Calls are traced when tracing is on.
+and pool wait by HTTP_CLIENT_TIMEOUT. Each call carries the `X-Request-ID` of
+the request or task it is made for, so the next service's log lines join
+this one's with tracing off too; calls are traced when tracing is on.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from typing import Annotated, Any
 import httpx
 from fastapi import Depends, Request
 
+from app.logging import REQUEST_FIELDS
 from app.settings import HttpSettings, Settings
 from app.state import state_of
+
+REQUEST_ID_HEADER = "X-Request-ID"
 
 
 @functools.cache
@@ -26,6 +31,14 @@ def tls_context() -> ssl.SSLContext:
     """httpx's own verification (certifi's CAs, or SSL_CERT_FILE), read once
     per process: each client would otherwise take about 30 ms to build it."""
     return httpx.create_ssl_context()
+
+
+async def send_request_id(request: httpx.Request) -> None:
+    """Event hook: the current request's or task's id, unless the caller
+    set the header itself."""
+    fields = REQUEST_FIELDS.get()
+    if fields is not None and REQUEST_ID_HEADER not in request.headers:
+        request.headers[REQUEST_ID_HEADER] = fields["request_id"]
 
 
 def create_http_client(
@@ -41,6 +54,7 @@ def create_http_client(
         follow_redirects=False,
         verify=tls_context(),
         transport=transport,
+        event_hooks={"request": [send_request_id]},
     )
 
 

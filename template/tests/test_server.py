@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 import app.__main__ as cli
 from app.main import create_app
@@ -191,6 +192,64 @@ def test_serve_runs_the_bounded_protocol(monkeypatch: pytest.MonkeyPatch) -> Non
     assert getattr(__import__(module, fromlist=[name]), name) is (
         BoundedHttpToolsProtocol
     )
+
+
+forwarded_router = APIRouter()
+
+
+@forwarded_router.get("/seen-as")
+async def seen_as(request: Request) -> dict[str, str]:
+    """The client address and scheme the app was given."""
+    assert request.client is not None
+    return {"client": request.client.host, "scheme": request.url.scheme}
+
+
+@pytest.mark.parametrize(
+    ("trusted", "client", "scheme"),
+    [
+        ("127.0.0.1", "203.0.113.7", "https"),  # the proxy on loopback: believed
+        ("10.0.0.1", "127.0.0.1", "http"),  # anyone else: ignored
+    ],
+)
+def test_forwarded_headers_are_believed_only_from_trusted_proxies(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    trusted: str,
+    client: str,
+    scheme: str,
+) -> None:
+    """With the options `python -m app serve` gives uvicorn
+    (SERVER_TRUSTED_PROXIES), on a real server."""
+    ran: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *_, **kwargs: ran.update(kwargs))
+    monkeypatch.setenv("SERVER_TRUSTED_PROXIES", trusted)
+    cli.main(["serve"])
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    app = create_app(make_settings(url, database={"dsn": url}))
+    app.include_router(forwarded_router)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=free_port(), log_config=None, access_log=False,
+        proxy_headers=ran["proxy_headers"],
+        forwarded_allow_ips=ran["forwarded_allow_ips"],
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive(), "the server stopped before it started"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+        answer = httpx.get(
+            f"http://127.0.0.1:{config.port}/seen-as",
+            headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"},
+        )
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+    assert answer.json() == {"client": client, "scheme": scheme}
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="TCP_INFO's counters: Linux")

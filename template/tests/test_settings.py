@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
+from app.own_settings import OwnSettings
 from app.settings import DEFAULT_SECRET_KEY, Environment, Settings, load_settings
 
+ROOT = Path(__file__).resolve().parent.parent
 STRONG_SECRET = secrets.token_urlsafe(48)
 OLD_DEFAULT_SECRET = "change-me"  # pragma: allowlist secret
 SHORT_SECRET = "short-but-not-default"  # pragma: allowlist secret
@@ -259,3 +262,31 @@ def test_the_new_name_wins_over_the_old_one(environ: pytest.MonkeyPatch) -> None
     environ.setenv("SERVER_TRUSTED_PROXIES", "10.9.9.9")
 
     assert load_settings().server.trusted_proxies == "10.9.9.9"
+
+
+def template_variables() -> list[str]:
+    """The environment variable of every setting the template declares (an
+    owner's own groups, in app/own_settings.py, are theirs to document)."""
+    names: list[str] = []
+    for name, field in Settings.model_fields.items():
+        if name in OwnSettings.model_fields or field.exclude:
+            continue
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, BaseModel):
+            names.extend(f"{name}_{part}".upper() for part in group.model_fields)
+        else:
+            names.append(name.upper())
+    return names
+
+
+def test_every_setting_is_in_env_example_and_the_readme_table() -> None:
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Settings") :].split("\n## ", 1)[0]
+    variables = template_variables()
+
+    assert len(variables) > 40  # the groups were found
+    assert [v for v in variables if not re.search(rf"\b{v}\b", example)] == []
+    assert [v for v in variables if f"`{v}`" not in table] == []
+    listed = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", table))
+    assert listed - set(variables) == set(), "the table names a setting that is gone"

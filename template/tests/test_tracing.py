@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from app.middleware import sampling_gate
 from app.settings import Settings
 from tests.fixtures.client import client_for
 from tests.fixtures.identity import user_headers
+from tests.fixtures.network import downstream_server
 from tests.fixtures.otlp import Received, grpc_collector, http_collector
 from tests.fixtures.probe import NOTES, notes_app
 from tests.fixtures.settings import make_settings
@@ -279,26 +278,8 @@ async def test_spans_can_go_over_grpc(tmp_path: Path) -> None:
 @pytest.fixture
 def downstream() -> Iterator[tuple[str, list[dict[str, str]]]]:
     """Another HTTP service on loopback; records the headers it receives."""
-    seen: list[dict[str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append({k.lower(): v for k, v in self.headers.items()})
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    ).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with downstream_server() as found:
+        yield found
 
 
 async def test_outgoing_httpx_calls_carry_the_trace(

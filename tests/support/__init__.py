@@ -41,7 +41,10 @@ REDIS_DSN = "redis://127.0.0.1:6379/14"
 # delete them afterwards.
 BROKERS = {
     "redis": (("127.0.0.1", 6379), "redis://127.0.0.1:6379/15"),
-    "rabbitmq": (("127.0.0.1", 5672), "amqp://guest:guest@127.0.0.1:5672/%2F"),
+    "rabbitmq": (
+        ("127.0.0.1", 5672),
+        "amqp://guest:guest@127.0.0.1:5672/%2F",  # pragma: allowlist secret
+    ),
 }
 # Generated projects' tests create (and drop) their own database on this server.
 POSTGRES_DSN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

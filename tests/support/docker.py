@@ -21,8 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
+import socket as socketlib
 import subprocess
 import sys
 import tarfile
@@ -58,11 +60,14 @@ class Unavailable(Exception):
 
 def install_engine() -> None:
     """Debian's engine (docker.io) and debootstrap, when either is missing."""
-    wanted = [
+    wanted = sorted({
         package
-        for tool, package in ((DOCKERD, "docker.io"), ("/usr/sbin/debootstrap", "debootstrap"))
+        for tool, package in (
+            (DOCKERD, "docker.io"), (DOCKER, "docker.io"),
+            ("/usr/sbin/debootstrap", "debootstrap"),
+        )
         if not Path(tool).exists()
-    ]  # fmt: skip
+    })  # fmt: skip
     if not wanted:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
@@ -80,20 +85,21 @@ def install_engine() -> None:
                 raise Unavailable(f"{' '.join(command)}: {done.stderr[-500:]}")
 
 
+# An engine that runs already and reaches the registries (GitHub's runners):
+# the tests use it, and pull the real base images instead of making stand-ins.
+ENGINE_ENV = "PRODSTARTER_DOCKER_HOST"
+
+
 @dataclass
 class Engine:
     """A running dockerd, reached through its own socket."""
 
-    socket: Path
-    log: Path
+    host: str
+    registry: bool = False
 
     @property
     def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "DOCKER_HOST": f"unix://{self.socket}",
-            "DOCKER_BUILDKIT": "1",
-        }
+        return {**os.environ, "DOCKER_HOST": self.host, "DOCKER_BUILDKIT": "1"}
 
     def docker(
         self,
@@ -113,6 +119,12 @@ class Engine:
             )
         return done
 
+    def answers(self) -> bool:
+        try:
+            return self.docker("version", check=False, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
     def images(self) -> set[str]:
         listed = self.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
         return set(listed.split())
@@ -121,10 +133,18 @@ class Engine:
 @contextmanager
 def engine() -> Iterator[Engine]:
     """dockerd with no networking of its own (containers use the host's) and
-    its own socket, data and exec folders; stopped and removed afterwards."""
+    its own socket, data and exec folders; stopped and removed afterwards.
+    With PRODSTARTER_DOCKER_HOST set, the engine there instead."""
+    if os.environ.get(ENGINE_ENV):
+        given = Engine(os.environ[ENGINE_ENV], registry=True)
+        if not given.answers():
+            raise Unavailable(f"no engine answers at {given.host}")
+        yield given
+        return
     install_engine()
     # Short: the engine's sockets live under it (108 characters at most).
     folder = Path(tempfile.mkdtemp(prefix="dk-", dir="/tmp"))
+    namespace = "prodstarter-" + re.sub(r"[^A-Za-z0-9]", "", folder.name)
     socket = folder / "docker.sock"
     log = folder / "dockerd.log"
     with log.open("wb") as output:
@@ -133,13 +153,17 @@ def engine() -> Iterator[Engine]:
              "--data-root", str(folder / "data"), "--exec-root", str(folder / "exec"),
              "--pidfile", str(folder / "docker.pid"),
              "--bridge=none", "--iptables=false", "--ip-forward=false",
-             "--ip-masq=false"],
+             "--ip-masq=false",
+             # Its own namespaces in a containerd it may share (the host's,
+             # or another xdist worker's engine).
+             f"--containerd-namespace={namespace}",
+             f"--containerd-plugins-namespace={namespace}-plugins"],
             stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    running = Engine(socket, log)
+    running = Engine(f"unix://{socket}")
     try:
         deadline = time.monotonic() + 60
-        while running.docker("version", check=False, timeout=10).returncode != 0:
+        while not running.answers():
             if daemon.poll() is not None or time.monotonic() > deadline:
                 raise Unavailable(f"dockerd did not start:\n{log.read_text()[-2000:]}")
             time.sleep(0.3)
@@ -239,6 +263,10 @@ def stand_in_bases(running: Engine, dockerfile: str, python: str) -> list[str]:
     assert uv_match, "the Dockerfile's uv FROM line changed"
     python_image = f"python:{python}-slim-{suite_match.group(1)}"
     uv_image = f"ghcr.io/astral-sh/uv:{uv_match.group(1)}"
+    if running.registry:
+        for image in (python_image, uv_image):
+            running.docker("pull", "--quiet", image)
+        return [python_image, uv_image]
     present = running.images()
     if python_image not in present:
         tarball = python_root_tarball(python, suite_match.group(1))
@@ -261,14 +289,31 @@ def build(running: Engine, project: Path, tag: str) -> float:
     """`docker build` of the service's own Dockerfile (its syntax line left
     out, see SYNTAX_LINE) on the host network; the seconds it took."""
     dockerfile = (project / "Dockerfile").read_text()
-    local = Path(tempfile.mkdtemp(prefix="dockerfile-")) / "Dockerfile"
-    local.write_text(SYNTAX_LINE.sub("", dockerfile, count=1))
-    started = time.monotonic()
-    running.docker(
-        "build", "--network", "host", "--file", str(local), "--tag", tag, str(project),
-        timeout=900,
-    )  # fmt: skip
-    return time.monotonic() - started
+    with tempfile.TemporaryDirectory(prefix="dockerfile-") as folder:
+        local = Path(folder) / "Dockerfile"
+        local.write_text(SYNTAX_LINE.sub("", dockerfile, count=1))
+        started = time.monotonic()
+        running.docker(
+            "build", "--network", "host", "--file", str(local), "--tag", tag,
+            str(project), timeout=900,
+        )  # fmt: skip
+        return time.monotonic() - started
+
+
+# What run_args translates; any other key fails the test rather than being
+# left out without a word.
+POD_SECURITY = {"runAsNonRoot", "runAsUser", "runAsGroup", "fsGroup", "seccompProfile"}
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation", "readOnlyRootFilesystem", "runAsNonRoot",
+    "capabilities", "runAsUser", "runAsGroup",
+}  # fmt: skip
+# Not run by the engine: probes (the tests call them), ports (host network),
+# the image (the test's build).
+CONTAINER_KEYS = {
+    "name", "image", "imagePullPolicy", "command", "ports", "envFrom",
+    "startupProbe", "livenessProbe", "readinessProbe", "lifecycle", "resources",
+    "securityContext", "volumeMounts",
+}  # fmt: skip
 
 
 @dataclass
@@ -289,13 +334,19 @@ class Pod:
         (container,) = found
         return container
 
+    def pre_stop_seconds(self, name: str) -> int:
+        """The preStop pause Kubernetes takes before SIGTERM (docker has none)."""
+        hook = self.container(name).get("lifecycle", {}).get("preStop", {})
+        return int(hook.get("sleep", {}).get("seconds", 0))
+
 
 @dataclass
 class Manifests:
-    """deploy/k8s/base of a rendered service: its workloads, and the
-    environment its ConfigMap and Secret give them."""
+    """deploy/k8s/base of a rendered service: its workloads, ConfigMap and
+    the keys of its Secret (secret.example.yaml)."""
 
     docs: list[dict[str, Any]]
+    secret_name: str
     secret_keys: list[str]
 
     @classmethod
@@ -312,27 +363,39 @@ class Manifests:
         secret = yaml.safe_load(
             (project / "deploy/k8s/secret.example.yaml").read_text()
         )
-        return cls(docs, list(secret["stringData"]))
+        return cls(docs, secret["metadata"]["name"], list(secret["stringData"]))
 
-    def pod(self, kind: str, component: str) -> Pod:
-        (doc,) = [
+    def find(self, kind: str, component: str) -> list[dict[str, Any]]:
+        return [
             d
             for d in self.docs
             if d["kind"] == kind
             and d["metadata"]["labels"].get("app.kubernetes.io/component") == component
         ]
+
+    def pod(self, kind: str, component: str) -> Pod:
+        (doc,) = self.find(kind, component)
         return Pod(doc["metadata"]["name"], doc["spec"]["template"]["spec"])
 
-    def has(self, kind: str, component: str) -> bool:
-        return any(
-            d["kind"] == kind
-            and d["metadata"]["labels"].get("app.kubernetes.io/component") == component
+    def env(
+        self, pod: Pod, container: str, secret: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The container's environment from its envFrom: the ConfigMap's data
+        and the Secret (`secret` holds the test's values for its keys)."""
+        maps = {
+            d["metadata"]["name"]: {k: str(v) for k, v in d["data"].items()}
             for d in self.docs
-        )
-
-    def config(self) -> dict[str, str]:
-        (doc,) = [d for d in self.docs if d["kind"] == "ConfigMap"]
-        return {key: str(value) for key, value in doc["data"].items()}
+            if d["kind"] == "ConfigMap"
+        }
+        env: dict[str, str] = {}
+        for source in pod.container(container).get("envFrom", []):
+            if "configMapRef" in source:
+                env.update(maps[source["configMapRef"]["name"]])
+            else:
+                assert source["secretRef"]["name"] == self.secret_name, source
+                assert set(secret) == set(self.secret_keys), "the Secret's keys"
+                env.update(secret)
+        return env
 
 
 @dataclass
@@ -352,6 +415,25 @@ class Container:
         done = self.running.docker("logs", self.name, check=False)
         return done.stdout + done.stderr
 
+    def run(self, *command: str) -> subprocess.CompletedProcess[str]:
+        """`command` inside the running container (an exec probe)."""
+        return self.running.docker("exec", self.name, *command, check=False)
+
+    def remove(self) -> None:
+        self.running.docker("rm", "--force", "--volumes", self.name, check=False)
+
+
+def claim_volume(running: Engine, name: str, image: str, fs_group: int) -> str:
+    """A volume as a claim mounted with `fsGroup`: empty (nothing copied from
+    the image), its root owned by root:fsGroup, group-writable and setgid."""
+    running.docker("volume", "create", name)
+    running.docker(
+        "run", "--rm", "--network", "none", "--user", "0:0", "--no-healthcheck",
+        "--mount", f"type=volume,src={name},dst=/claim,volume-nocopy",
+        image, "sh", "-c", f"chown 0:{fs_group} /claim && chmod 2775 /claim",
+    )  # fmt: skip
+    return name
+
 
 def run_args(
     pod: Pod,
@@ -362,14 +444,21 @@ def run_args(
     """`docker run` options that run `container` of `pod` as Kubernetes would:
     the same user and groups, read-only root, dropped capabilities, no
     privilege escalation, the same writable mounts (emptyDir as tmpfs, a
-    claim as the named volume in `volumes`), limits, and the environment."""
+    claim as the volume in `volumes`), limits, and the environment."""
     spec = pod.container(container)
     pod_security = pod.spec.get("securityContext", {})
     security = spec.get("securityContext", {})
+    assert set(pod_security) <= POD_SECURITY, set(pod_security) - POD_SECURITY
+    assert set(security) <= CONTAINER_SECURITY, set(security) - CONTAINER_SECURITY
+    assert set(spec) <= CONTAINER_KEYS, set(spec) - CONTAINER_KEYS
+    assert set(security.get("capabilities", {})) <= {"drop"}, "capabilities added"
+    # Kubernetes' default is Unconfined: the manifests must ask for docker's.
+    assert pod_security.get("seccompProfile") == {"type": "RuntimeDefault"}
     args = ["--network", "host", "--stop-timeout", str(pod.grace_seconds)]
     user = security.get("runAsUser", pod_security.get("runAsUser"))
     group = security.get("runAsGroup", pod_security.get("runAsGroup"))
-    assert user not in (None, 0), f"{pod.name}/{container} must not run as root"
+    if security.get("runAsNonRoot", pod_security.get("runAsNonRoot")):
+        assert user not in (None, 0), f"{pod.name}/{container} must not run as root"
     args += ["--user", f"{user}:{group}" if group is not None else str(user)]
     if "fsGroup" in pod_security:
         args += ["--group-add", str(pod_security["fsGroup"])]
@@ -379,8 +468,6 @@ def run_args(
         args += ["--cap-drop", capability]
     if security.get("allowPrivilegeEscalation") is False:
         args += ["--security-opt", "no-new-privileges"]
-    seccomp = pod_security.get("seccompProfile", {}).get("type", "RuntimeDefault")
-    assert seccomp == "RuntimeDefault", seccomp  # docker's default profile
     sources = {volume["name"]: volume for volume in pod.spec.get("volumes", [])}
     for mount in spec.get("volumeMounts", []):
         source = sources[mount["name"]]
@@ -399,6 +486,11 @@ def run_args(
     if "cpu" in limits:
         cpu = str(limits["cpu"])
         args += ["--cpus", str(int(cpu[:-1]) / 1000) if cpu.endswith("m") else cpu]
+    liveness = spec.get("livenessProbe", {}).get("httpGet", {}).get("path")
+    if liveness != "/live":
+        # The image's HEALTHCHECK asks the API's /live: not this container's
+        # (Kubernetes ignores HEALTHCHECK and runs the manifest's probes).
+        args.append("--no-healthcheck")
     for key, value in env.items():
         args += ["--env", f"{key}={value}"]
     return args
@@ -422,3 +514,20 @@ def start(
         "run", *(["--detach"] if detach else []), "--name", name, *args, image, *command
     )
     return Container(running, name, started)
+
+
+def unused_port() -> int:
+    """A port free on every address and outside the kernel's range for
+    outgoing connections (which containers on the host network share)."""
+    low, high = map(
+        int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    )
+    candidates = [port for port in range(10_000, 30_000) if not low <= port <= high]
+    for port in random.sample(candidates, 50):
+        with socketlib.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", port))  # nosec B104: a probe, closed at once
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port found")

@@ -15,14 +15,16 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from loguru import logger
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.clients import create_http_client
 from app.db import SessionDep
 from app.errors import NotFound
 from app.plugin import Plugin, Resources
-from app.settings import Settings
+from app.settings import HttpSettings, Settings
 from app.worker import JobsDep, exactly_once, task
 
 COUNTERS_TABLE = (
@@ -51,6 +53,14 @@ async def count_once(
             connection = await session.connection()
             await connection.execute(COUNT, {"key": key, "now": time.time()})
     await asyncio.sleep(sleep_after)
+
+
+@task(max_retries=0)
+async def report_to(url: str) -> None:
+    """Write a line and call `url`, as a task that notifies another service."""
+    logger.info("reporting to {url}", url=url)
+    async with create_http_client(HttpSettings()) as outgoing:
+        await outgoing.get(url)
 
 
 @task()

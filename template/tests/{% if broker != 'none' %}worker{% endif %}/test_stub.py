@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import io
 import json
 import subprocess
 import sys
@@ -18,18 +19,20 @@ from httpx import AsyncClient
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from pydantic import ValidationError
 
+from app.logging import configure_logging
 from app.main import TEMPLATE_PLUGINS, create_app
 from app.plugin import Plugin
-from app.worker import dead_letters, registry
+from app.worker import JobsDep, dead_letters, registry
 from app.worker.jobs import Jobs
 from app.worker.registry import task_name
 from app.worker.runtime import InProcessWorker, StartOnFirstMessage
 from tests.fixtures.client import client_and_state, client_for
 from tests.fixtures.identity import user_headers
+from tests.fixtures.network import downstream_server
 from tests.fixtures.otlp import http_collector
 from tests.fixtures.settings import make_settings, production_values
 from tests.fixtures.tasks import EnqueuedTasks
-from tests.worker.tasks import JOBS_PLUGIN, always_fails, count_once
+from tests.worker.tasks import JOBS_PLUGIN, always_fails, count_once, report_to
 
 pytestmark = pytest.mark.anyio
 FAST_RETRIES = {"max_retries": 2, "min_backoff_ms": 10, "max_backoff_ms": 20}
@@ -125,6 +128,48 @@ async def test_a_task_enqueued_by_a_route_runs_in_process(
         return await hits(client, "news") == 1
 
     await eventually(counted)
+
+
+async def test_a_task_s_lines_and_calls_carry_the_request_that_sent_it(
+    tmp_path: Path,
+) -> None:
+    """With tracing off: the task's own log lines, and the calls it makes
+    through `create_http_client`, carry the request id of the request that
+    sent it."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    settings = make_settings(
+        url,
+        database={"dsn": url, "migrate_on_start": True},
+        worker=FAST_RETRIES,
+        log={"format": "json", "level": "INFO"},
+    )
+    app = create_app(settings, extra_plugins=[JOBS_PLUGIN])
+    stream = io.StringIO()
+    configure_logging(settings, stream)
+
+    with downstream_server() as (downstream, seen):
+
+        @app.post("/report")
+        async def report(jobs: JobsDep) -> None:
+            await jobs.send(report_to, downstream)
+
+        async def called() -> bool:
+            return len(seen) == 1
+
+        async with client_and_state(app, headers=user_headers(settings)) as (
+            client,
+            _,
+        ):
+            sent = await client.post(
+                "/report", headers={"X-Request-ID": "sent-by-0001"}
+            )
+            assert sent.status_code == 200
+            await eventually(called)
+
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    reported = [line for line in lines if line["message"].startswith("reporting to")]
+    assert [line["request_id"] for line in reported] == ["sent-by-0001"]
+    assert seen[0]["x-request-id"] == "sent-by-0001"
 
 
 async def test_a_task_enqueued_through_client_runs_when_the_test_runs_it(
