@@ -10,7 +10,8 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,24 @@ def test_serve_runs_the_bounded_protocol(monkeypatch: pytest.MonkeyPatch) -> Non
     )
 
 
+@contextmanager
+def serving_in_thread(config: uvicorn.Config) -> Iterator[uvicorn.Server]:
+    """A real uvicorn server on a thread of its own, stopped afterwards."""
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive(), "the server stopped before it started"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
 forwarded_router = APIRouter()
 
 
@@ -232,22 +251,11 @@ def test_forwarded_headers_are_believed_only_from_trusted_proxies(
         proxy_headers=ran["proxy_headers"],
         forwarded_allow_ips=ran["forwarded_allow_ips"],
     )  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "the server stopped before it started"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
+    with serving_in_thread(config):
         answer = httpx.get(
             f"http://127.0.0.1:{config.port}/seen-as",
             headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"},
         )
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
     assert answer.json() == {"client": client, "scheme": scheme}
 
@@ -264,25 +272,16 @@ def test_a_response_leaves_in_one_tcp_segment(tmp_path: Path) -> None:
         app, host="127.0.0.1", port=free_port(), http=Tight, loop="uvloop",
         log_config=None, access_log=False,
     )  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "the server stopped before it started"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
-        with socket.create_connection(("127.0.0.1", config.port), 5) as client:
-            for _ in range(10):  # the connection's first segments
-                get_live(client)
-            before = segments_received(client)
-            for _ in range(100):
-                get_live(client)
-            per_response = (segments_received(client) - before) / 100
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with (
+        serving_in_thread(config),
+        socket.create_connection(("127.0.0.1", config.port), 5) as client,
+    ):
+        for _ in range(10):  # the connection's first segments
+            get_live(client)
+        before = segments_received(client)
+        for _ in range(100):
+            get_live(client)
+        per_response = (segments_received(client) - before) / 100
 
     assert per_response == 1.0
 
