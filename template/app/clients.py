@@ -20,6 +20,7 @@ import httpx
 from fastapi import Depends, Request
 
 from app.logging import REQUEST_FIELDS
+from app.middleware.request_id import VALID_ID
 from app.settings import HttpSettings, Settings
 from app.state import state_of
 
@@ -37,8 +38,12 @@ async def send_request_id(request: httpx.Request) -> None:
     """Event hook: the current request's or task's id, unless the caller
     set the header itself."""
     fields = REQUEST_FIELDS.get()
-    if fields is not None and REQUEST_ID_HEADER not in request.headers:
-        request.headers[REQUEST_ID_HEADER] = fields["request_id"]
+    if fields is None or REQUEST_ID_HEADER in request.headers:
+        return
+    request_id = fields["request_id"]
+    # A task's id came in a message another producer may have written.
+    if VALID_ID.fullmatch(request_id.encode("ascii", "replace")):
+        request.headers[REQUEST_ID_HEADER] = request_id
 
 
 def create_http_client(

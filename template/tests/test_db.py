@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +63,16 @@ async def test_a_full_pool_waits_the_pool_timeout_then_fails_as_unreachable(
     outer = asyncio.timeout(10)  # only if the pool's own bound did not hold
     try:
         async with engine.connect():
+            started = time.monotonic()
             with pytest.raises(sqlalchemy.exc.TimeoutError) as raised:
                 async with outer, engine.connect():
                     pass
+            waited = time.monotonic() - started
     finally:
         await engine.dispose()
 
     assert not outer.expired()
+    assert waited >= 0.2  # it waited for a connection: the setting, not 0
     assert db.is_unreachable(raised.value)
     assert engine.pool.size() == 1  # type: ignore[attr-defined]
 
@@ -84,14 +88,18 @@ async def test_sqlite_waits_the_statement_timeout_for_a_locked_file(
     holder.execute("BEGIN IMMEDIATE")  # another process's write, not committed
     url = f"sqlite+aiosqlite:///{path}"
     engine = db.create_engine(database_settings(url, statement_timeout=0.2), "lock")
-    outer = asyncio.timeout(5)  # below the 10 s default: the setting is used
+    # Below sqlite3's own 5 s and the setting's 10 s default: the value is used.
+    outer = asyncio.timeout(2)
+    started = time.monotonic()
     try:
         with pytest.raises(sqlalchemy.exc.OperationalError, match="locked"):
             async with outer, engine.begin() as connection:
                 await connection.execute(text("INSERT INTO counted VALUES (1)"))
+        waited = time.monotonic() - started
     finally:
         await engine.dispose()
         holder.rollback()
         holder.close()
 
     assert not outer.expired()
+    assert waited >= 0.2  # it waited for the lock: the setting, not 0

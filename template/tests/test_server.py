@@ -196,10 +196,15 @@ def test_serve_runs_the_bounded_protocol(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 @contextmanager
-def serving_in_thread(config: uvicorn.Config) -> Iterator[uvicorn.Server]:
-    """A real uvicorn server on a thread of its own, stopped afterwards."""
+def serving_in_thread(config: uvicorn.Config) -> Iterator[int]:
+    """A real uvicorn server on a thread of its own, on a socket bound here
+    (no other process can take its port first); its port. Stopped after."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listening]}, daemon=True
+    )
     thread.start()
     try:
         deadline = time.monotonic() + 30
@@ -207,10 +212,11 @@ def serving_in_thread(config: uvicorn.Config) -> Iterator[uvicorn.Server]:
             assert thread.is_alive(), "the server stopped before it started"
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.01)
-        yield server
+        yield int(listening.getsockname()[1])
     finally:
         server.should_exit = True
         thread.join(30)
+        listening.close()
 
 
 forwarded_router = APIRouter()
@@ -247,13 +253,13 @@ def test_forwarded_headers_are_believed_only_from_trusted_proxies(
     app = create_app(make_settings(url, database={"dsn": url}))
     app.include_router(forwarded_router)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=free_port(), log_config=None, access_log=False,
+        app, log_config=None, access_log=False,
         proxy_headers=ran["proxy_headers"],
         forwarded_allow_ips=ran["forwarded_allow_ips"],
     )  # fmt: skip
-    with serving_in_thread(config):
+    with serving_in_thread(config) as port:
         answer = httpx.get(
-            f"http://127.0.0.1:{config.port}/seen-as",
+            f"http://127.0.0.1:{port}/seen-as",
             headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"},
         )
 
@@ -269,12 +275,11 @@ def test_a_response_leaves_in_one_tcp_segment(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
     app = create_app(make_settings(url, database={"dsn": url}))
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=free_port(), http=Tight, loop="uvloop",
-        log_config=None, access_log=False,
-    )  # fmt: skip
+        app, http=Tight, loop="uvloop", log_config=None, access_log=False
+    )
     with (
-        serving_in_thread(config),
-        socket.create_connection(("127.0.0.1", config.port), 5) as client,
+        serving_in_thread(config) as port,
+        socket.create_connection(("127.0.0.1", port), 5) as client,
     ):
         for _ in range(10):  # the connection's first segments
             get_live(client)

@@ -86,9 +86,9 @@ def _run_on_event_loop(function: registry.TaskFunction) -> Callable[..., Any]:
     """Run an async task on the worker's event loop with its log context.
 
     Dramatiq calls actors on worker threads and runs coroutines on a separate
-    event-loop thread, where context variables set by middleware are not
-    visible; so the message's log fields and trace context travel with the
-    coroutine.
+    event-loop thread, each in a copy of its worker thread's context; the
+    message's log fields and trace context are bound here, around the
+    coroutine, so that they are the message's whatever the middleware set.
     """
 
     @functools.wraps(function)
