@@ -179,7 +179,19 @@ def engine() -> Iterator[Engine]:
             except subprocess.TimeoutExpired:
                 daemon.kill()
                 daemon.wait()
+        unmount_under(folder)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def unmount_under(folder: Path) -> None:
+    """Unmount what the engine left mounted under `folder` (its default
+    network namespace, bound at exec/netns/default), deepest first."""
+    mounts = Path("/proc/self/mounts").read_text().splitlines()
+    points = [line.split()[1] for line in mounts if len(line.split()) > 1]
+    for point in sorted(
+        (p for p in points if p.startswith(f"{folder}/")), reverse=True
+    ):
+        subprocess.run(["umount", point], check=False, capture_output=True)
 
 
 def _recipe_key(*parts: str) -> str:
