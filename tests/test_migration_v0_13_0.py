@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.migrations import MIGRATIONS, load
 
 V0_13_0: Any = load(MIGRATIONS / "v0_13_0.py")
@@ -148,39 +150,38 @@ def test_sessionmaker_leaves_an_import_of_several_names_and_its_comment() -> Non
     )
 
 
-def test_a_use_it_cannot_rewrite_is_named_to_change_by_hand(tmp_path: Path) -> None:
-    inside = "def open_session():\n    from app.worker.middleware import sessionmaker\n"
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "late.py").write_text(inside)
-
-    done = STEP(tmp_path)
-
-    assert (tmp_path / "app" / "late.py").read_text() == inside
-    assert done == [
-        "check by hand (app.worker.middleware.sessionmaker is deprecated):"
-        " app/late.py"
-    ]
-
-
-def test_a_file_this_update_left_conflicted_is_named_not_parsed(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        pytest.param(
+            "late.py",
+            "def open_session():\n    from app.worker.middleware import sessionmaker\n",
+            id="an-import-inside-a-function",
+        ),
+        pytest.param(
+            "tasks.py",
+            "<<<<<<< before updating\n"
+            "from app.worker.middleware import sessionmaker\n"
+            "=======\n"
+            "from app.worker import task_session\n"
+            ">>>>>>> after updating\n",
+            id="a-file-this-update-left-conflicted",
+        ),
+    ],
+)
+def test_a_file_it_cannot_rewrite_is_left_as_is_and_named(
+    tmp_path: Path, name: str, text: str
 ) -> None:
-    conflicted = (
-        "<<<<<<< before updating\n"
-        "from app.worker.middleware import sessionmaker\n"
-        "=======\n"
-        "from app.worker import task_session\n"
-        ">>>>>>> after updating\n"
-    )
+    """A use it cannot rewrite, or a file it cannot parse, is for the owner."""
     (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "tasks.py").write_text(conflicted)
+    (tmp_path / "app" / name).write_text(text)
 
     done = STEP(tmp_path)
 
-    assert (tmp_path / "app" / "tasks.py").read_text() == conflicted
+    assert (tmp_path / "app" / name).read_text() == text
     assert done == [
         "check by hand (app.worker.middleware.sessionmaker is deprecated):"
-        " app/tasks.py"
+        f" app/{name}"
     ]
 
 
